@@ -1,0 +1,128 @@
+"""The route table: which upstream serves a request path.
+
+Routes come from a YAML file. A file that is not valid stops start-up with a
+message naming the route and the field, as every other bad setting does.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    model_validator,
+)
+
+from servicekit.config import ConfigurationError
+
+
+class Upstream(BaseModel):
+    """A service the gateway forwards to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: HttpUrl
+
+
+class Route(BaseModel):
+    """Requests whose path starts with ``prefix`` go to ``upstream``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~/-]*$")]
+    upstream: str
+    strip_prefix: bool = False
+
+    @property
+    def path_format(self) -> str:
+        """The route's label in logs and metrics."""
+        return f"{self.prefix}/*"
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` is the prefix itself or lies below it."""
+        return path == self.prefix or path.startswith(self.prefix.rstrip("/") + "/")
+
+    def upstream_path(self, path: str) -> str:
+        """The path to request upstream."""
+        if not self.strip_prefix:
+            return path
+        return path[len(self.prefix.rstrip("/")) :] or "/"
+
+
+class RouteTable(BaseModel):
+    """Upstreams and the routes that lead to them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstreams: dict[str, Upstream]
+    routes: list[Route]
+
+    @model_validator(mode="after")
+    def _routes_name_known_upstreams(self) -> "RouteTable":
+        for index, route in enumerate(self.routes):
+            if route.upstream not in self.upstreams:
+                raise ValueError(
+                    f"routes[{index}] ({route.prefix}): upstream {route.upstream!r} "
+                    f"is not one of {sorted(self.upstreams)}"
+                )
+        return self
+
+    def route_for(self, path: str) -> Route | None:
+        """The route with the longest prefix that matches ``path``."""
+        best: Route | None = None
+        for route in self.routes:
+            if route.matches(path) and (
+                best is None or len(route.prefix) > len(best.prefix)
+            ):
+                best = route
+        return best
+
+
+def _describe(exc: ValidationError, document: object) -> str:
+    problems = []
+    for error in exc.errors():
+        location = error["loc"]
+        where = ".".join(str(part) for part in location)
+        if (
+            len(location) >= 2
+            and location[0] == "routes"
+            and isinstance(document, dict)
+        ):
+            routes = document.get("routes")
+            index = location[1]
+            if (
+                isinstance(routes, list)
+                and isinstance(index, int)
+                and index < len(routes)
+            ):
+                prefix = (
+                    routes[index].get("prefix")
+                    if isinstance(routes[index], dict)
+                    else None
+                )
+                where = f"routes[{index}] ({prefix})" + "".join(
+                    f".{part}" for part in location[2:]
+                )
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def load_route_table(path: Path) -> RouteTable:
+    """Read and validate the route file at ``path``."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(
+            f"cannot read routes file {str(path)!r}: {exc}"
+        ) from exc
+
+    try:
+        return RouteTable.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            f"invalid routes file {str(path)!r}: {_describe(exc, document)}"
+        ) from exc

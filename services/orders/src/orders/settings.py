@@ -1,0 +1,33 @@
+"""orders' configuration, read from ``ORDERS_*`` variables at start-up."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.application import ServiceSettings
+from servicekit.database import async_database_url
+
+
+class Settings(ServiceSettings):
+    """Everything orders needs to know before it serves a request."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
+
+    port: int = Field(8001, ge=1, le=65535, description="Port to listen on.")
+    database_url: str = Field(
+        "sqlite:///.data/orders.db",
+        description="postgresql://user:password@host/db or sqlite:///path",
+    )
+    issuer: str = Field(
+        "http://localhost:8080/auth", description="The issuer tokens must carry."
+    )
+    jwks_url: str = Field(
+        "http://127.0.0.1:8000/.well-known/jwks.json",
+        description="identity's JWKS, on its internal address.",
+    )
+    audience: str = Field("orders", description="This API's identifier in `aud`.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        async_database_url(value)
+        return value

@@ -1,0 +1,47 @@
+"""The command line every service has: ``serve`` (the default) and ``migrate``."""
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from starlette.types import ASGIApp
+
+from servicekit.application import ServiceSettings
+from servicekit.config import load_settings
+from servicekit.logs import configure_logging
+from servicekit.server import serve
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def run_service(
+    service: str,
+    settings_class: type[SettingsT],
+    create_app: Callable[[SettingsT], ASGIApp],
+    *,
+    migrate: Callable[[SettingsT], None] | None = None,
+    argv: list[str] | None = None,
+) -> None:
+    """Parse the command line, load settings (or exit explaining why), and run."""
+    commands = ["serve", "migrate"] if migrate else ["serve"]
+    parser = argparse.ArgumentParser(prog=service)
+    parser.add_argument("command", nargs="?", default="serve", choices=commands)
+    args = parser.parse_args(argv)
+
+    settings = load_settings(settings_class, service)
+    configure_logging(service, settings.log_level)
+    logger = logging.getLogger(service)
+
+    if args.command == "migrate" and migrate is not None:
+        migrate(settings)
+        logger.info("database migrated")
+        return
+
+    serve(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        trusted_proxies=settings.trusted_proxies,
+        graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+    )

@@ -1,0 +1,220 @@
+"""The services as real processes on loopback, as `make run` starts them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as ``python -m <name>``, its stdout in a file."""
+
+    name: str
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *args: str, timeout: float = 30.0) -> None:
+        """Start the process and wait until ``/healthz`` answers."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.name, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n"
+                    + self.log_path.read_text()[-3000:]
+                )
+            try:
+                if (
+                    httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code
+                    == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not answer /healthz in {timeout} s")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a one-off command of the service (``migrate``) to completion."""
+        return subprocess.run(
+            [sys.executable, "-m", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the process and wait for it; returns its exit status."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every JSON log line written so far."""
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            if raw.startswith("{"):
+                lines.append(json.loads(raw))
+        return lines
+
+
+def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without any service settings, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("IDENTITY_", "ORDERS_", "GATEWAY_", "OTEL_"))
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Platform:
+    """identity, orders and the gateway, started together."""
+
+    identity: ServiceProcess
+    orders: ServiceProcess
+    gateway: ServiceProcess
+
+    @property
+    def public_url(self) -> str:
+        return self.gateway.base_url
+
+    def services(self) -> list[ServiceProcess]:
+        return [self.identity, self.orders, self.gateway]
+
+
+def write_routes(
+    path: Path, upstreams: Mapping[str, str], routes: list[dict[str, Any]]
+) -> Path:
+    """A gateway routes file with the given upstream URLs and routes."""
+    import yaml
+
+    document = {
+        "upstreams": {name: {"url": url} for name, url in upstreams.items()},
+        "routes": routes,
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+DEFAULT_ROUTES: list[dict[str, Any]] = [
+    {"prefix": "/auth", "upstream": "identity", "strip_prefix": True},
+    {"prefix": "/orders", "upstream": "orders"},
+]
+
+
+def start_platform(
+    folder: Path,
+    *,
+    extra_upstreams: Mapping[str, str] | None = None,
+    extra_routes: list[dict[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Platform:
+    """Start the three services with SQLite databases in ``folder``."""
+    ports = {name: free_port() for name in ("identity", "orders", "gateway")}
+    issuer = f"http://127.0.0.1:{ports['gateway']}/auth"
+    identity_url = f"http://127.0.0.1:{ports['identity']}"
+    routes_file = write_routes(
+        folder / "routes.yaml",
+        {
+            "identity": identity_url,
+            "orders": f"http://127.0.0.1:{ports['orders']}",
+            **(extra_upstreams or {}),
+        },
+        [*(extra_routes or []), *DEFAULT_ROUTES],
+    )
+    common = dict(env or {})
+    identity = ServiceProcess(
+        "identity",
+        ports["identity"],
+        folder / "identity.log",
+        service_environment(
+            {
+                "IDENTITY_PORT": str(ports["identity"]),
+                "IDENTITY_ISSUER": issuer,
+                "IDENTITY_DATABASE_URL": f"sqlite:///{folder / 'identity.db'}",
+                **common,
+            }
+        ),
+    )
+    orders = ServiceProcess(
+        "orders",
+        ports["orders"],
+        folder / "orders.log",
+        service_environment(
+            {
+                "ORDERS_PORT": str(ports["orders"]),
+                "ORDERS_ISSUER": issuer,
+                "ORDERS_JWKS_URL": f"{identity_url}/.well-known/jwks.json",
+                "ORDERS_DATABASE_URL": f"sqlite:///{folder / 'orders.db'}",
+                **common,
+            }
+        ),
+    )
+    gateway = ServiceProcess(
+        "gateway",
+        ports["gateway"],
+        folder / "gateway.log",
+        service_environment(
+            {
+                "GATEWAY_PORT": str(ports["gateway"]),
+                "GATEWAY_ROUTES_FILE": str(routes_file),
+                "GATEWAY_ISSUER": issuer,
+                "GATEWAY_JWKS_URL": f"{identity_url}/.well-known/jwks.json",
+                **common,
+            }
+        ),
+    )
+    platform = Platform(identity, orders, gateway)
+    for service in (identity, orders):
+        migrated = service.run("migrate")
+        assert migrated.returncode == 0, migrated.stderr + migrated.stdout
+    for service in platform.services():
+        service.start()
+    return platform
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    """The whole system on loopback, stopped after the test."""
+    running = start_platform(tmp_path)
+    try:
+        yield running
+    finally:
+        for service in reversed(running.services()):
+            service.stop()
