@@ -1,0 +1,58 @@
+{{/* What the gateway adds to the shared templates of the lib chart. */}}
+
+{{- define "gateway.settings" -}}
+GATEWAY_ROUTES_FILE: /etc/gateway/routes.yaml
+GATEWAY_ISSUER: {{ include "lib.issuer" . | quote }}
+GATEWAY_JWKS_URL: {{ include "lib.jwksUrl" . | quote }}
+GATEWAY_CORS_ORIGINS: {{ .Values.corsOrigins | toJson | quote }}
+{{- end -}}
+
+{{- define "gateway.secretEnv" -}}
+- name: GATEWAY_REDIS_URL
+  key: redis-url
+  optional: true
+{{- end -}}
+
+{{- define "gateway.secretData" -}}
+{{- with .Values.redis.url }}
+redis-url: {{ . | quote }}
+{{- else -}}
+{}
+{{- end }}
+{{- end -}}
+
+{{/* The routes: upstream URLs are the identity and orders Services' DNS names. */}}
+{{- define "gateway.routes" -}}
+{{- $upstreams := dict
+      "identity" (dict "url" (printf "http://%s:%d" (include "lib.serviceHost" (list . "identity")) (int .Values.identity.port)))
+      "orders" (dict "url" (printf "http://%s:%d" (include "lib.serviceHost" (list . "orders")) (int .Values.orders.port))) -}}
+{{- range $name, $url := .Values.extraUpstreams }}
+{{- $_ := set $upstreams $name (dict "url" $url) }}
+{{- end }}
+{{- dict "upstreams" $upstreams "routes" .Values.routes | toYaml }}
+{{- end -}}
+
+{{- define "gateway.files" -}}
+routes.yaml: |
+  {{- include "gateway.routes" . | nindent 2 }}
+{{- end -}}
+
+{{- define "gateway.volumes" -}}
+- name: routes
+  configMap:
+    name: {{ include "lib.fullname" . }}-routes
+{{- end -}}
+
+{{- define "gateway.volumeMounts" -}}
+- name: routes
+  mountPath: /etc/gateway
+  readOnly: true
+{{- end -}}
+
+{{/* The gateway answers, and its /auth route really reaches identity. */}}
+{{- define "gateway.testUrls" -}}
+{{- $base := printf "http://%s:%d" (include "lib.fullname" .) (int .Values.service.port) -}}
+- {{ $base }}/healthz
+- {{ $base }}/readyz
+- {{ $base }}/auth/readyz
+{{- end -}}
