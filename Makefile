@@ -28,3 +28,30 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 fmt: install ## Format and autofix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
+
+# Kubernetes and containers. The namespace and release are fixed by k8s/ and
+# skaffold.yaml; BASE_IMAGE is the Python image the Dockerfiles start from.
+NAMESPACE ?= platform
+BASE_IMAGE ?= python:3.11-slim-bookworm
+
+.PHONY: cluster dev deploy port-forward test-images test-cluster
+
+cluster: ## Create the kind cluster "platform" from k8s/kind-config.yaml
+	@kind get clusters 2>/dev/null | grep -qx platform \
+	  || kind create cluster --config k8s/kind-config.yaml
+	kubectl config use-context kind-platform
+
+dev: ## skaffold dev: build, deploy with Helm, forward the gateway to :8080
+	skaffold dev --port-forward
+
+deploy: ## Build the images, load them into the cluster, helm upgrade --install the umbrella
+	BASE_IMAGE=$(BASE_IMAGE) NAMESPACE=$(NAMESPACE) ./k8s/deploy.sh
+
+port-forward: ## Forward http://localhost:8080 to the gateway Service (no ingress needed)
+	kubectl -n $(NAMESPACE) port-forward service/gateway 8080:8080
+
+test-images: install ## Build the three images and run them as the cluster would (Docker)
+	BASE_IMAGE=$(BASE_IMAGE) $(UV) run --frozen pytest -m images tests/images $(PYTEST_ARGS)
+
+test-cluster: install ## Token and order flow plus helm test against the current kube context
+	NAMESPACE=$(NAMESPACE) $(UV) run --frozen pytest -m cluster tests/cluster $(PYTEST_ARGS)
