@@ -349,3 +349,11 @@ def test_secret_values_reach_pods_only_through_secret_references(platform):
         text = str(config.body)
         assert "dev-only-demo-service-secret" not in text
         assert "postgresql://" not in text
+
+
+def test_service_links_are_off_so_they_cannot_shadow_settings(platform):
+    # With service links a Service named "identity" injects
+    # IDENTITY_PORT=tcp://10.x.x.x:8000 into every pod, which is not a port
+    # number: identity would refuse to start on its own setting's name.
+    for manifest, spec in pod_specs(platform):
+        assert spec["enableServiceLinks"] is False, manifest.name

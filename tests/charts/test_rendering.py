@@ -232,6 +232,4 @@ def test_notes_tell_how_to_reach_and_test_the_release(chart):
     notes = render_files(chart)[f"{chart}/templates/NOTES.txt"]
 
     assert "helm test platform -n platform" in notes
-    assert f"rollout status deployment/platform-{chart}" in notes or (
-        chart == "gateway" and "deployment/platform-gateway" in notes
-    )
+    assert f"rollout status deployment/platform-{chart}" in notes
