@@ -31,7 +31,7 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-class Problem(Exception):  # noqa: N818 - named for RFC 9457, not an error kind
+class Problem(Exception):
     """An error a service answers deliberately, rendered as problem+json.
 
     ``type_`` is a URI reference naming the kind of problem (``about:blank``
