@@ -118,8 +118,10 @@ def test_kind_and_minikube_profiles_are_activated_by_the_kube_context(configs):
 
     assert profiles["kind"]["activation"] == [{"kubeContext": "kind-.*"}]
     assert profiles["minikube"]["activation"] == [{"kubeContext": "minikube"}]
+    base = configs["platform"]["build"]["local"]
     for profile in profiles.values():
-        assert profile["build"]["local"]["push"] is False
+        # Loaded into the cluster, never pushed; the rest as the base says.
+        assert profile["build"]["local"] == {**base, "push": False}
     (patch,) = profiles["minikube"]["patches"]
     assert (
         patch["path"] == "/deploy/helm/releases/0/setValues/gateway.ingress.className"
