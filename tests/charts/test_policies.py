@@ -357,3 +357,12 @@ def test_service_links_are_off_so_they_cannot_shadow_settings(platform):
     # number: identity would refuse to start on its own setting's name.
     for manifest, spec in pod_specs(platform):
         assert spec["enableServiceLinks"] is False, manifest.name
+
+
+def test_an_image_can_be_pinned_by_digest():
+    digest = "sha256:" + "ab" * 32
+    manifests = render("gateway", {"image": {"digest": digest}})
+
+    for manifest, spec in pod_specs(manifests):
+        for container in _containers(spec):
+            assert container["image"] == f"platform/gateway@{digest}", manifest.name

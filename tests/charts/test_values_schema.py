@@ -43,6 +43,9 @@ BAD_VALUES: list[Any] = [
     ),
     pytest.param("identity", {"logLevel": "LOUD"}, "logLevel", id="log-level"),
     pytest.param(
+        "identity", {"image": {"digest": "latest"}}, "digest", id="digest-not-sha256"
+    ),
+    pytest.param(
         "identity", {"keyEncryptionKey": "c2hvcnQ="}, "keyEncryptionKey", id="short-key"
     ),
     pytest.param(

@@ -78,7 +78,11 @@ app.kubernetes.io/component: {{ $component }}
 {{- end -}}
 
 {{- define "lib.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The Secret the pods read: an existing one, or the chart's own. */}}
