@@ -122,7 +122,7 @@ def cluster() -> Cluster:
     try:
         core.read_namespace(namespace, _request_timeout=5)
     except Exception:
-        pytest.fail(
-            f"the cluster answers but has no namespace {namespace!r}: run make deploy"
-        )
+        # A cluster without the platform (any context a developer has open)
+        # is not this suite's to judge: `make deploy` first.
+        cluster_unreachable(f"the current context has no namespace {namespace!r}")
     return Cluster(core, client.AppsV1Api(), namespace)
