@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint fmt
+.PHONY: help install run test lint fmt bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy services tests conftest.py
+
+bench: install ## Benchmarks (wrk, HAProxy, nginx on loopback): a Markdown report under bench/results/
+	$(UV) run --frozen python -m tests.perf $(BENCH)
 
 fmt: install ## Format and autofix
 	$(UV) run --frozen ruff format .
