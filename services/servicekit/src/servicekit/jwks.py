@@ -125,6 +125,10 @@ class JwksCache:
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    def knows(self, kid: str) -> bool:
+        """Whether ``kid`` is in the current set (no fetch, no allocation)."""
+        return kid in self._keys
+
     async def key_for(self, kid: str) -> PyJWK | None:
         """The key named ``kid``; None if it is unknown even after a refetch."""
         key = self._keys.get(kid)

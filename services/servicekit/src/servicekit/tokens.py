@@ -15,6 +15,7 @@ from RFC 9068 section 4 and RFC 8725:
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,8 @@ class AccessToken:
     expires_at: int
     token_id: str | None
     claims: Mapping[str, Any] = field(repr=False)
+    key_id: str = field(default="", repr=False)
+    """The ``kid`` of the key that verified the token (from its header)."""
 
     def has_scopes(self, required: Iterable[str]) -> bool:
         """Whether every scope in ``required`` was granted."""
@@ -168,7 +171,9 @@ class TokenVerifier:
         refetch_cooldown_seconds: float = 10,
         http_timeout_seconds: float = 5,
         on_jwks_refresh: RefreshListener | None = None,
+        cache_size: int = 0,
     ) -> None:
+        """``cache_size`` > 0 remembers that many verified tokens (see :meth:`verify`)."""
         unsafe = set(algorithms) - _SAFE_ALGORITHMS
         if unsafe:
             raise ValueError(
@@ -189,6 +194,8 @@ class TokenVerifier:
             on_refresh=on_jwks_refresh,
         )
         self._decoder = jwt.PyJWT()
+        self.cache_size = cache_size
+        self._verified: dict[str, tuple[str, AccessToken]] = {}
         self._retry_task: asyncio.Task[None] | None = None
 
     @property
@@ -217,7 +224,42 @@ class TokenVerifier:
         await self.jwks.close()
 
     async def verify(self, token: str) -> AccessToken:
-        """The verified token, or :class:`InvalidToken` saying what is wrong."""
+        """The verified token, or :class:`InvalidToken` saying what is wrong.
+
+        With a cache, a token verified before is answered from memory while it
+        is unexpired and its key is still published: the signature and claims
+        of a given string cannot change, so only time and key removal matter.
+        """
+        if self.cache_size > 0:
+            remembered = self._remembered(token)
+            if remembered is not None:
+                return remembered
+            verified = await self._verify(token)
+            self._remember(token, verified)
+            return verified
+        return await self._verify(token)
+
+    def _remembered(self, token: str) -> AccessToken | None:
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        kid, verified = entry
+        # The same leeway as pyjwt's exp check, so caching never extends a life.
+        if time.time() >= verified.expires_at + self.leeway_seconds or not (
+            self.jwks.knows(kid)
+        ):
+            del self._verified[token]
+            return None
+        return verified
+
+    def _remember(self, token: str, verified: AccessToken) -> None:
+        if len(self._verified) >= self.cache_size:
+            # Oldest first (dicts keep insertion order): a bounded memory cost
+            # whatever number of distinct tokens arrives.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (verified.key_id, verified)
+
+    async def _verify(self, token: str) -> AccessToken:
         try:
             header = jwt.get_unverified_header(token)
         except DecodeError as exc:
@@ -275,4 +317,5 @@ class TokenVerifier:
             expires_at=int(claims["exp"]),
             token_id=claims.get("jti") if isinstance(claims.get("jti"), str) else None,
             claims=claims,
+            key_id=kid,
         )
