@@ -25,6 +25,17 @@ class Settings(ServiceSettings):
         description="identity's JWKS, on its internal address.",
     )
     audience: str = Field("orders", description="This API's identifier in `aud`.")
+    token_leeway_seconds: float = Field(
+        30, ge=0, le=300, description="Clock skew tolerated on exp, nbf and iat."
+    )
+    token_cache_size: int = Field(
+        10_000,
+        ge=0,
+        description="Verified tokens remembered until they expire (0: none).",
+    )
+    max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body accepted (else 413)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,1 @@
+"""Orders' rules, in plain Python: no I/O, no HTTP, no framework."""

@@ -1,0 +1,213 @@
+"""Orders in the database: reads, keyset pages, and changes that cannot race.
+
+Every change is a single conditional statement or one transaction, so two
+replicas (or fifty concurrent requests) never interleave half of one change
+with half of another:
+
+- creation claims the ``Idempotency-Key`` row and inserts the order in one
+  transaction, ``INSERT ... ON CONFLICT DO NOTHING`` deciding the winner;
+- updates are ``UPDATE ... WHERE id = :id AND version = :expected``, the
+  optimistic lock behind ``If-Match``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, String, Table, delete, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from orders.domain.listing import Cursor
+from orders.domain.orders import Item, Order, Status
+from orders.storage.models import IdempotencyKeyRow, OrderRow, UtcDateTime
+
+orders_table: Table = OrderRow.__table__  # type: ignore[assignment]
+keys_table: Table = IdempotencyKeyRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """What a creation request stores under its key if it is the first."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    response: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The answer given to the first request with a key."""
+
+    fingerprint: str
+    order_id: str
+    response: str
+
+
+def _order(row: Row[Any]) -> Order:
+    return Order(
+        id=row.id,
+        owner=row.owner,
+        status=Status(row.status),
+        currency=row.currency,
+        items=tuple(
+            Item(i["sku"], int(i["quantity"]), int(i["unit_price_minor"]))
+            for i in row.items
+        ),
+        total_minor=int(row.total_minor),
+        version=int(row.version),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _values(order: Order) -> dict[str, Any]:
+    return {
+        "owner": order.owner,
+        "status": order.status.value,
+        "currency": order.currency,
+        "items": [
+            {
+                "sku": i.sku,
+                "quantity": i.quantity,
+                "unit_price_minor": i.unit_price_minor,
+            }
+            for i in order.items
+        ],
+        "total_minor": order.total_minor,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+class OrderStore:
+    """The orders table and the idempotency keys, over one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    async def create(
+        self, order: Order, claim: IdempotencyClaim
+    ) -> StoredResponse | None:
+        """Insert ``order`` unless ``claim``'s key is taken; then its first answer.
+
+        None means ``order`` was created now. A key already taken, even by a
+        request committing at this instant, returns what that request stored.
+        """
+        async with self.engine.begin() as connection:
+            claimed = await connection.execute(
+                self._insert(keys_table)
+                .values(
+                    owner=claim.owner,
+                    key=claim.key,
+                    fingerprint=claim.fingerprint,
+                    order_id=order.id,
+                    response=claim.response,
+                    created_at=claim.created_at,
+                )
+                .on_conflict_do_nothing()
+                .returning(keys_table.c.key)
+            )
+            if claimed.first() is not None:
+                await connection.execute(
+                    orders_table.insert().values(id=order.id, **_values(order))
+                )
+                return None
+            return await self._stored_response(connection, claim)
+
+    async def _stored_response(
+        self, connection: AsyncConnection, claim: IdempotencyClaim
+    ) -> StoredResponse:
+        row = (
+            await connection.execute(
+                select(
+                    keys_table.c.fingerprint,
+                    keys_table.c.order_id,
+                    keys_table.c.response,
+                ).where(
+                    keys_table.c.owner == claim.owner, keys_table.c.key == claim.key
+                )
+            )
+        ).one()
+        return StoredResponse(row.fingerprint, row.order_id, row.response)
+
+    async def get(self, order_id: str) -> Order | None:
+        """The order with this id, whoever owns it."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(orders_table).where(orders_table.c.id == order_id)
+                )
+            ).first()
+        return None if row is None else _order(row)
+
+    async def page(
+        self,
+        *,
+        owner: str | None,
+        status: Status | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[Order]:
+        """Up to ``limit`` orders newest first, after ``after``; ``owner`` None: all."""
+        query = select(orders_table)
+        if owner is not None:
+            query = query.where(orders_table.c.owner == owner)
+        if status is not None:
+            query = query.where(orders_table.c.status == status.value)
+        if after is not None:
+            # A row comparison, which both PostgreSQL and SQLite answer with a
+            # range scan of the (…, created_at, id) index.
+            query = query.where(
+                tuple_(orders_table.c.created_at, orders_table.c.id)
+                < tuple_(
+                    literal(after.created_at, UtcDateTime()),
+                    literal(after.order_id, String(36)),
+                )
+            )
+        query = query.order_by(
+            orders_table.c.created_at.desc(), orders_table.c.id.desc()
+        ).limit(limit)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_order(row) for row in rows]
+
+    async def replace(self, order: Order, *, expected_version: int) -> bool:
+        """Store ``order`` if the stored one still has ``expected_version``."""
+        async with self.engine.begin() as connection:
+            changed = await connection.execute(
+                update(orders_table)
+                .where(
+                    orders_table.c.id == order.id,
+                    orders_table.c.version == expected_version,
+                )
+                .values(**_values(order))
+            )
+        return bool(changed.rowcount == 1)
+
+    async def delete_pending(self, order_id: str, *, expected_version: int) -> bool:
+        """Delete the order if it is still pending at ``expected_version``."""
+        async with self.engine.begin() as connection:
+            deleted = await connection.execute(
+                delete(orders_table).where(
+                    orders_table.c.id == order_id,
+                    orders_table.c.version == expected_version,
+                    orders_table.c.status == Status.PENDING.value,
+                )
+            )
+        return bool(deleted.rowcount == 1)
+
+    async def insert_many(self, orders: Sequence[Order]) -> None:
+        """Insert orders as they are (fixtures and benchmarks seed with this)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                orders_table.insert(),
+                [{"id": order.id, **_values(order)} for order in orders],
+            )
