@@ -325,3 +325,76 @@ def test_www_authenticate_follows_rfc_6750():
         'Bearer realm="orders", error="insufficient_scope", '
         'error_description="needs \\"orders:admin\\"", scope="orders:admin"'
     )
+
+
+async def test_a_cached_token_is_answered_without_verifying_again(jwks_server, rsa_key):
+    verifier = TokenVerifier(
+        jwks_url=jwks_server.url, issuer=ISSUER, audience="orders", cache_size=2
+    )
+    await verifier.start()
+    try:
+        token = rsa_key.sign(access_token_claims())
+        first = await verifier.verify(token)
+        again = await verifier.verify(token)
+    finally:
+        await verifier.close()
+
+    assert again is first
+
+
+async def test_a_cached_token_still_expires(jwks_server, rsa_key):
+    verifier = TokenVerifier(
+        jwks_url=jwks_server.url,
+        issuer=ISSUER,
+        audience="orders",
+        cache_size=2,
+        leeway_seconds=0,
+    )
+    await verifier.start()
+    try:
+        token = rsa_key.sign(access_token_claims(exp=int(time.time()) + 1))
+        await verifier.verify(token)
+        await asyncio.sleep(1.1)
+
+        with pytest.raises(InvalidToken, match="the token has expired"):
+            await verifier.verify(token)
+    finally:
+        await verifier.close()
+
+
+async def test_a_cached_token_dies_with_its_key(jwks_server, rsa_key, ec_key):
+    verifier = TokenVerifier(
+        jwks_url=jwks_server.url,
+        issuer=ISSUER,
+        audience="orders",
+        cache_size=2,
+        refetch_cooldown_seconds=0,
+    )
+    await verifier.start()
+    try:
+        token = rsa_key.sign(access_token_claims())
+        await verifier.verify(token)
+        jwks_server.keys[:] = [ec_key.public_jwk]
+        await verifier.jwks.refresh()
+
+        with pytest.raises(InvalidToken, match="is not one of the issuer's keys"):
+            await verifier.verify(token)
+    finally:
+        await verifier.close()
+
+
+async def test_the_cache_holds_at_most_cache_size_tokens(jwks_server, rsa_key):
+    verifier = TokenVerifier(
+        jwks_url=jwks_server.url, issuer=ISSUER, audience="orders", cache_size=3
+    )
+    await verifier.start()
+    try:
+        tokens = [rsa_key.sign(access_token_claims()) for _ in range(5)]
+        verified = [await verifier.verify(t) for t in tokens]
+        oldest_again = await verifier.verify(tokens[0])
+        newest_again = await verifier.verify(tokens[-1])
+    finally:
+        await verifier.close()
+
+    assert oldest_again is not verified[0]
+    assert newest_again is verified[-1]

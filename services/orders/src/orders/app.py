@@ -96,7 +96,20 @@ def _describe_problems_and_security(app: FastAPI) -> None:
             if path.startswith("/orders"):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}]
+                    _drop_framework_validation_error(operation["responses"])
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_framework_validation_error(responses: dict[str, Any]) -> None:
+    """Remove FastAPI's own 422 entry: its schema is not what orders answers.
+
+    Operations that can fail validation declare 422 as a problem themselves.
+    """
+    content = responses.get("422", {}).get("content", {})
+    if "application/json" in content:
+        del responses["422"]

@@ -205,7 +205,11 @@ async def get_order(order_id: str, caller: Reader, store: Store) -> Response:
     responses=problem_responses(*_AUTH, 404, 409, 412, *_BODY, 428),
 )
 async def update_order(
-    order_id: str, body: OrderPatch, caller: Writer, store: Store, if_match: IfMatch
+    order_id: str,
+    body: OrderPatch,
+    caller: Writer,
+    store: Store,
+    if_match: IfMatch = None,
 ) -> Response:
     """Change a pending order's items or currency, or move its status on."""
     if body.items is None and body.currency is None and body.status is None:
@@ -235,7 +239,7 @@ async def update_order(
     responses=problem_responses(*_AUTH, 404, 409, 412, 428),
 )
 async def cancel_order(
-    order_id: str, caller: Writer, store: Store, if_match: IfMatch
+    order_id: str, caller: Writer, store: Store, if_match: IfMatch = None
 ) -> Response:
     """Cancel an order that has not shipped."""
     order = await _visible(store, caller, order_id)
@@ -253,7 +257,7 @@ async def cancel_order(
     responses=problem_responses(*_AUTH, 404, 409, 412),
 )
 async def delete_order(
-    order_id: str, caller: Writer, store: Store, if_match: IfMatch
+    order_id: str, caller: Writer, store: Store, if_match: IfMatch = None
 ) -> Response:
     """Delete a pending order (If-Match optional: checked when sent)."""
     order = await _visible(store, caller, order_id)

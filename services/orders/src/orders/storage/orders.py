@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, String, Table, delete, literal, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    Select,
+    String,
+    Table,
+    delete,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -82,6 +92,30 @@ def _values(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }
+
+
+def page_query(
+    *, owner: str | None, status: Status | None, after: Cursor | None, limit: int
+) -> Select[Any]:
+    """The keyset query of one page; each filter combination has its index."""
+    query = select(orders_table)
+    if owner is not None:
+        query = query.where(orders_table.c.owner == owner)
+    if status is not None:
+        query = query.where(orders_table.c.status == status.value)
+    if after is not None:
+        # A row comparison, which PostgreSQL and SQLite both answer with one
+        # range scan of the (..., created_at, id) index.
+        query = query.where(
+            tuple_(orders_table.c.created_at, orders_table.c.id)
+            < tuple_(
+                literal(after.created_at, UtcDateTime()),
+                literal(after.order_id, String(36)),
+            )
+        )
+    return query.order_by(
+        orders_table.c.created_at.desc(), orders_table.c.id.desc()
+    ).limit(limit)
 
 
 class OrderStore:
@@ -157,24 +191,7 @@ class OrderStore:
         limit: int,
     ) -> list[Order]:
         """Up to ``limit`` orders newest first, after ``after``; ``owner`` None: all."""
-        query = select(orders_table)
-        if owner is not None:
-            query = query.where(orders_table.c.owner == owner)
-        if status is not None:
-            query = query.where(orders_table.c.status == status.value)
-        if after is not None:
-            # A row comparison, which both PostgreSQL and SQLite answer with a
-            # range scan of the (…, created_at, id) index.
-            query = query.where(
-                tuple_(orders_table.c.created_at, orders_table.c.id)
-                < tuple_(
-                    literal(after.created_at, UtcDateTime()),
-                    literal(after.order_id, String(36)),
-                )
-            )
-        query = query.order_by(
-            orders_table.c.created_at.desc(), orders_table.c.id.desc()
-        ).limit(limit)
+        query = page_query(owner=owner, status=status, after=after, limit=limit)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_order(row) for row in rows]
