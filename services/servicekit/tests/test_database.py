@@ -40,3 +40,21 @@ async def test_postgresql_answers(postgres_url):
         await ping(engine)
     finally:
         await engine.dispose()
+
+
+async def test_a_pooled_sqlite_engine_reuses_its_connections_with_wal(tmp_path):
+    from sqlalchemy import text
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'pooled.db'}", sqlite_pool_size=2)
+    try:
+        for _ in range(3):
+            async with engine.connect() as connection:
+                mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+        pool = engine.pool
+        assert isinstance(pool, AsyncAdaptedQueuePool)
+        assert pool.checkedin() == 1
+    finally:
+        await engine.dispose()
+
+    assert mode == "wal"

@@ -14,6 +14,7 @@ from orders.api.routes import router
 from orders.api.schemas import ProblemDocument
 from orders.settings import Settings
 from orders.storage.orders import OrderStore
+from orders.storage.reads import order_reader
 from servicekit.application import service_app
 from servicekit.bearer import BearerAuthentication
 from servicekit.database import create_engine, ping
@@ -37,18 +38,21 @@ def _verifier(settings: Settings) -> TokenVerifier:
 
 def create_app(settings: Settings) -> FastAPI:
     """The orders ASGI application for ``settings``."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, sqlite_pool_size=5)
+    store = OrderStore(engine, order_reader(settings.database_url))
     verifier = _verifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = engine
+        await store.start()
         await verifier.start()
         try:
             yield
         finally:
             await verifier.close()
+            await store.close()
             await engine.dispose()
 
     async def database_answers() -> None:
@@ -67,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         inner_middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
     )
     app.state.bearer = BearerAuthentication(verifier, realm=REALM)
-    app.state.store = OrderStore(engine)
+    app.state.store = store
     install_error_handlers(app)
     app.include_router(router)
     _describe_problems_and_security(app)

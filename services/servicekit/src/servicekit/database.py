@@ -14,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from servicekit.config import ConfigurationError
 
@@ -55,13 +55,28 @@ def _ensure_sqlite_folder(database_url: URL) -> None:
         Path(database_url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``; a SQLite file's folder is created if missing."""
+def create_engine(
+    url: str, *, pool_size: int = 10, sqlite_pool_size: int = 0
+) -> AsyncEngine:
+    """An async engine for ``url``; a SQLite file's folder is created if missing.
+
+    SQLite connections are opened per use unless ``sqlite_pool_size`` > 0:
+    opening one (a thread for aiosqlite, the pragmas) costs milliseconds, far
+    more than a read by primary key, so a service on a hot read path pools them.
+    """
     database_url = async_database_url(url)
     _ensure_sqlite_folder(database_url)
 
     if database_url.get_backend_name() == "sqlite":
-        engine = create_async_engine(database_url, poolclass=NullPool)
+        if sqlite_pool_size > 0:
+            engine = create_async_engine(
+                database_url,
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=sqlite_pool_size,
+                max_overflow=sqlite_pool_size,
+            )
+        else:
+            engine = create_async_engine(database_url, poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_safety)
         return engine
 

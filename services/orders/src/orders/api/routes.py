@@ -43,7 +43,7 @@ _AUTH = (400, 401, 403, 503)
 _BODY = (413, 422)
 
 
-def _store(request: Request) -> OrderStore:
+async def _store(request: Request) -> OrderStore:
     store: OrderStore = request.app.state.store
     return store
 

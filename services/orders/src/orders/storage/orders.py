@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orders.domain.listing import Cursor
 from orders.domain.orders import Item, Order, Status
 from orders.storage.models import IdempotencyKeyRow, OrderRow, UtcDateTime
+from orders.storage.reads import OrderReader
 
 orders_table: Table = OrderRow.__table__  # type: ignore[assignment]
 keys_table: Table = IdempotencyKeyRow.__table__  # type: ignore[assignment]
@@ -121,11 +122,18 @@ def page_query(
 class OrderStore:
     """The orders table and the idempotency keys, over one engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: OrderReader) -> None:
         self.engine = engine
+        self.reader = reader
         self._insert = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
+
+    async def start(self) -> None:
+        await self.reader.start()
+
+    async def close(self) -> None:
+        await self.reader.close()
 
     async def create(
         self, order: Order, claim: IdempotencyClaim
@@ -173,14 +181,8 @@ class OrderStore:
         return StoredResponse(row.fingerprint, row.order_id, row.response)
 
     async def get(self, order_id: str) -> Order | None:
-        """The order with this id, whoever owns it."""
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(orders_table).where(orders_table.c.id == order_id)
-                )
-            ).first()
-        return None if row is None else _order(row)
+        """The order with this id, whoever owns it (see :mod:`.reads`)."""
+        return await self.reader.order(order_id)
 
     async def page(
         self,
