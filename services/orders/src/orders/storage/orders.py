@@ -10,7 +10,6 @@ with half of another:
   optimistic lock behind ``If-Match``.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -222,11 +221,3 @@ class OrderStore:
                 )
             )
         return bool(deleted.rowcount == 1)
-
-    async def insert_many(self, orders: Sequence[Order]) -> None:
-        """Insert orders as they are (fixtures and benchmarks seed with this)."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                orders_table.insert(),
-                [{"id": order.id, **_values(order)} for order in orders],
-            )

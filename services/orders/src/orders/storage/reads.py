@@ -72,8 +72,14 @@ class SqliteReader:
 
     async def start(self) -> None:
         connection = sqlite3.connect(self.path, check_same_thread=False)
+        # WAL is a property of the file; set it here too, since this
+        # connection may be the first one: only in WAL mode do readers never
+        # wait for writers, which is what makes reading inline safe.
+        connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA query_only=ON")
-        connection.execute("PRAGMA busy_timeout=5000")
+        # A reader can still meet a lock during WAL recovery; a short bound
+        # keeps the event loop from stalling behind it (the read then fails).
+        connection.execute("PRAGMA busy_timeout=100")
         self._connection = connection
 
     async def order(self, order_id: str) -> Order | None:
