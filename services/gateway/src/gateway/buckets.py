@@ -11,7 +11,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Enough for every active key of a busy gateway; ~150 bytes each (see README).
 DEFAULT_MAX_KEYS = 100_000
@@ -21,13 +21,13 @@ DEFAULT_MAX_KEYS = 100_000
 EPSILON = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Take:
+class Take(NamedTuple):
     """What taking one token from a bucket gave.
 
     ``remaining`` is the whole tokens left; ``full_in`` the seconds until the
     bucket is full again; ``retry_in`` the seconds until one token is there
-    (0 when the request was admitted).
+    (0 when the request was admitted). A named tuple rather than a frozen
+    dataclass: built once per request, and several times cheaper to build.
     """
 
     allowed: bool

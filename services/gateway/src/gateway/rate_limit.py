@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 import orjson
@@ -50,7 +50,7 @@ class RateLimitPolicy(BaseModel):
     capacity: int = Field(ge=1, description="Tokens a full bucket holds.")
     refill_per_second: float = Field(gt=0, description="Tokens regained a second.")
 
-    @property
+    @cached_property
     def window_seconds(self) -> int:
         """Seconds an empty bucket takes to fill: the draft's ``w``."""
         return max(1, math.ceil(self.capacity / self.refill_per_second))
