@@ -7,6 +7,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from gateway.auth import DEFAULT_CACHE_SIZE
+from gateway.buckets import DEFAULT_MAX_KEYS
 from gateway.cors import validate_origins
 from gateway.routing import load_route_table
 from servicekit.application import ServiceSettings
@@ -50,6 +51,18 @@ class Settings(ServiceSettings):
     rate_limit_on_redis_failure: Literal["open", "closed"] = Field(
         "open", description="open: fall back to local buckets; closed: refuse (503)."
     )
+    rate_limit_redis_timeout_seconds: float = Field(
+        0.25, gt=0, description="Longest wait for Redis before the failure policy."
+    )
+    rate_limit_max_keys: int = Field(
+        DEFAULT_MAX_KEYS, ge=1, description="Buckets kept in memory per policy."
+    )
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_redis_url_is_unset(cls, value: object) -> object:
+        # An optional Secret key that is absent renders as an empty variable.
+        return None if value == "" else value
 
     @field_validator("routes_file")
     @classmethod
