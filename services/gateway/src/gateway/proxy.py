@@ -508,8 +508,11 @@ class _DisconnectWatcher:
             await body.done.wait()
             if body.client_gone or body.too_large:
                 return
+        # A bodiless request still has its (empty) http.request message first.
         message: Message = await receive()
-        if message["type"] == "http.disconnect" and self._owner is not None:
+        while message["type"] != "http.disconnect":
+            message = await receive()
+        if self._owner is not None:
             self.disconnected = True
             self._owner.cancel()
 
