@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gateway.auth import AuthPolicy, Authenticator, VerifiedTokens
+from gateway.auth import Authenticator, AuthPolicy, VerifiedTokens
 from gateway.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from tests.support.tokens import ISSUER, access_token_claims
 
