@@ -52,12 +52,16 @@ def take_token(
     bucket; the caller stores ``now`` as the new stamp, so the bucket never
     waits for the old clock to catch up.
     """
-    elapsed = max(0.0, now - stamp)
-    tokens = min(float(capacity), tokens + elapsed * refill_per_second)
+    # Conditionals rather than min()/max(): this runs once per request.
+    elapsed = now - stamp
+    if elapsed > 0.0:
+        tokens += elapsed * refill_per_second
+        if tokens > capacity:
+            tokens = float(capacity)
 
     allowed = tokens >= 1.0 - EPSILON
     if allowed:
-        tokens = max(0.0, tokens - 1.0)
+        tokens = tokens - 1.0 if tokens > 1.0 else 0.0
     return describe_take(
         allowed, tokens, capacity=capacity, refill_per_second=refill_per_second
     )
@@ -68,11 +72,11 @@ def describe_take(
 ) -> Take:
     """The :class:`Take` of a bucket left with ``tokens`` after the attempt."""
     return Take(
-        allowed=allowed,
-        tokens=tokens,
-        remaining=math.floor(tokens + EPSILON),
-        full_in=max(0.0, capacity - tokens) / refill_per_second,
-        retry_in=0.0 if allowed else (1.0 - tokens) / refill_per_second,
+        allowed,
+        tokens,
+        math.floor(tokens + EPSILON),
+        (capacity - tokens) / refill_per_second,
+        0.0 if allowed else (1.0 - tokens) / refill_per_second,
     )
 
 
