@@ -52,7 +52,10 @@ class Settings(ServiceSettings):
         "open", description="open: fall back to local buckets; closed: refuse (503)."
     )
     rate_limit_redis_timeout_seconds: float = Field(
-        0.25, gt=0, description="Longest wait for Redis before the failure policy."
+        0.25,
+        gt=0,
+        le=5,
+        description="Longest wait for Redis before the failure policy.",
     )
     rate_limit_max_keys: int = Field(
         DEFAULT_MAX_KEYS, ge=1, description="Buckets kept in memory per policy."
