@@ -29,7 +29,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -46,6 +46,7 @@ PACED_DELAY_MS = 10
 SUBJECT = "bench-user"
 BODY = '{"id":"ord-1","status":"created","items":[{"sku":"A-1","quantity":2}]}'
 MEMORY_KEYS = 2_000_000
+GATEWAY_REDIS = "gateway, limiter on Redis"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class WrkResult:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    # CPU the proxy process used per request, and the share of a core it got
+    # during the run (below 1 when other work ran on its core).
+    cpu_ms_per_request: float = 0.0
+    cpu_share: float = 0.0
 
 
 def _program(name: str) -> str:
@@ -89,6 +94,7 @@ def _nginx_config(workdir: Path, port: int) -> Path:
         textwrap.dedent(
             f"""\
             worker_processes 1;
+            master_process off;
             daemon off;
             pid {prefix}/nginx.pid;
             error_log {prefix}/logs/error.log warn;
@@ -240,6 +246,12 @@ def _parse_wrk(output: str) -> WrkResult:
     return WrkResult(float(rate[1]), percentiles["50"], percentiles["99"])
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime, fields 14 and 15 of proc(5), in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wrk(
     url: str,
     token: str,
@@ -247,6 +259,7 @@ def _wrk(
     *,
     connections: int = CONNECTIONS,
     script: Path | None = None,
+    pid: int | None = None,
 ) -> WrkResult:
     command = [
         "taskset", "-c", "1", _program("wrk"), "-t1", f"-c{connections}",
@@ -255,6 +268,8 @@ def _wrk(
     ]  # fmt: skip
     if script is not None:
         command += ["-s", str(script)]
+    cpu_before = _cpu_seconds(pid) if pid else 0.0
+    started = time.monotonic()
     done = subprocess.run(
         [*command, url],
         capture_output=True,
@@ -262,7 +277,16 @@ def _wrk(
         check=True,
         timeout=seconds + 30,
     )
-    return _parse_wrk(done.stdout)
+    wall = time.monotonic() - started
+    result = _parse_wrk(done.stdout)
+    if not pid:
+        return result
+    cpu = _cpu_seconds(pid) - cpu_before
+    return replace(
+        result,
+        cpu_ms_per_request=cpu * 1000 / (result.requests_per_second * seconds),
+        cpu_share=cpu / wall,
+    )
 
 
 def _paced_script(workdir: Path, delay_ms: int) -> Path:
@@ -312,10 +336,19 @@ def _memory_probe() -> str:
     )
 
 
+@dataclass(frozen=True)
+class Targets:
+    """The running paths, the token they accept, and tokens they must refuse."""
+
+    urls: dict[str, str]
+    token: str
+    refused: dict[str, str]
+    redis_port: int
+    pids: dict[str, int]
+
+
 @contextmanager
-def _targets(
-    workdir: Path,
-) -> Iterator[tuple[dict[str, str], str, dict[str, str]]]:
+def _targets(workdir: Path) -> Iterator[Targets]:
     key = SigningKey.generate("RS256")
     public_key = workdir / "public.pem"
     public_key.write_bytes(
@@ -343,7 +376,8 @@ def _targets(
     jwks.publish(key)
     jwks.start()
 
-    ports = {name: free_port() for name in ("nginx", "haproxy", "gateway")}
+    names = ("nginx", "haproxy", "gateway", "gateway-redis", "redis")
+    ports = {name: free_port() for name in names}
     processes: list[subprocess.Popen[bytes]] = []
     try:
         nginx_config = _nginx_config(workdir, ports["nginx"])
@@ -352,6 +386,14 @@ def _targets(
                 ["taskset", "-c", "1", _program("nginx"), "-p", str(nginx_config.parent),
                  "-c", str(nginx_config), "-e", str(workdir / "nginx" / "logs" / "error.log")],
                 workdir / "nginx.log",
+            )
+        )  # fmt: skip
+        processes.append(
+            _start(
+                ["taskset", "-c", "1", _program("redis-server"), "--port", str(ports["redis"]),
+                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(workdir)],
+                workdir / "redis.log",
             )
         )  # fmt: skip
         haproxy_config = _haproxy_config(
@@ -364,13 +406,19 @@ def _targets(
             )
         )  # fmt: skip
         routes = _gateway_routes(workdir, ports["nginx"])
-        processes.append(
-            _start(
-                ["taskset", "-c", "0", sys.executable, "-m", "gateway"],
-                workdir / "gateway.log",
-                env=_gateway_env(ports["gateway"], routes, jwks.url),
+        redis_url = f"redis://127.0.0.1:{ports['redis']}/0"
+        for name, extra in (
+            ("gateway", {}),
+            ("gateway-redis", {"GATEWAY_REDIS_URL": redis_url}),
+        ):
+            env = _gateway_env(ports[name], routes, jwks.url) | extra
+            processes.append(
+                _start(
+                    ["taskset", "-c", "0", sys.executable, "-m", "gateway"],
+                    workdir / f"{name}.log",
+                    env=env,
+                )
             )
-        )
         for name, port in ports.items():
             try:
                 wait_for_port(port, timeout=30)
@@ -382,13 +430,34 @@ def _targets(
             "nginx direct": f"http://127.0.0.1:{ports['nginx']}/orders/1",
             "HAProxy 2.6": f"http://127.0.0.1:{ports['haproxy']}/orders/1",
             "gateway": f"http://127.0.0.1:{ports['gateway']}/orders/1",
+            GATEWAY_REDIS: f"http://127.0.0.1:{ports['gateway-redis']}/orders/1",
         }
-        _wait_ready(f"http://127.0.0.1:{ports['gateway']}/readyz")
-        yield urls, token, refused
+        for name in ("gateway", "gateway-redis"):
+            _wait_ready(f"http://127.0.0.1:{ports[name]}/readyz")
+        by_name = dict(
+            zip(
+                ["nginx direct", "redis", "HAProxy 2.6", "gateway", GATEWAY_REDIS],
+                processes,
+                strict=True,
+            )
+        )
+        pids = {name: process.pid for name, process in by_name.items() if name in urls}
+        yield Targets(urls, token, refused, ports["redis"], pids)
     finally:
         for process in reversed(processes):
             _stop(process)
         jwks.stop()
+
+
+def _redis_buckets(port: int) -> int:
+    """How many rate-limit buckets the Redis on ``port`` holds."""
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "--scan", "--pattern", "gateway:rate-limit:*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return len(done.stdout.split())
 
 
 def _wait_ready(url: str, timeout: float = 30.0) -> None:
@@ -404,55 +473,62 @@ def _median(results: list[WrkResult]) -> WrkResult:
         statistics.median(r.requests_per_second for r in results),
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
+        statistics.median(r.cpu_ms_per_request for r in results),
+        statistics.median(r.cpu_share for r in results),
     )
+
+
+def _paced(
+    url: str, token: str, target: float, script: Path, pid: int
+) -> list[WrkResult]:
+    """Runs at about ``target`` req/s: connections calibrated by a short run."""
+    connections = max(1, round(target * (PACED_DELAY_MS + 1) / 1000))
+    probe = _wrk(url, token, WARMUP_SECONDS, connections=connections, script=script)
+    connections = max(1, round(connections * target / probe.requests_per_second))
+    return [
+        _wrk(url, token, RUN_SECONDS, connections=connections, script=script, pid=pid)
+        for _ in range(RUNS)
+    ]
 
 
 def run(workdir: Path) -> str:
     """Measure, and return the Markdown section of the report."""
-    for name in ("nginx", "haproxy", "wrk", "taskset", "curl"):
+    for name in ("nginx", "haproxy", "wrk", "taskset", "curl", "redis-server"):
         _program(name)
 
-    with _targets(workdir) as (urls, token, refused):
-        _verify_paths(urls, token, refused)
+    with _targets(workdir) as targets:
+        urls, token = targets.urls, targets.token
+        _verify_paths(urls, token, targets.refused)
         for url in urls.values():
             _wrk(url, token, WARMUP_SECONDS)
+        if _redis_buckets(targets.redis_port) == 0:
+            raise RuntimeError(
+                "the gateway with GATEWAY_REDIS_URL left no bucket in Redis"
+            )
 
         throughput: dict[str, list[WrkResult]] = {name: [] for name in urls}
         for _ in range(RUNS):
             for name, url in urls.items():
-                throughput[name].append(_wrk(url, token, RUN_SECONDS))
+                pid = targets.pids[name]
+                throughput[name].append(_wrk(url, token, RUN_SECONDS, pid=pid))
         medians = {name: _median(results) for name, results in throughput.items()}
 
-        gateway_max = medians["gateway"].requests_per_second
-        target = gateway_max / 2
-        # A connection sends one request per (delay + latency); latency at half
-        # load is about the p50 at full load divided by the queue it no longer has.
-        per_connection = 1000 / (PACED_DELAY_MS + 1)
-        connections = max(1, round(target / per_connection))
+        target = medians["gateway"].requests_per_second / 2
         script = _paced_script(workdir, PACED_DELAY_MS)
-        paced: dict[str, list[WrkResult]] = {"gateway": [], "nginx direct": []}
-        for _ in range(RUNS):
-            for name in paced:
-                paced[name].append(
-                    _wrk(
-                        urls[name],
-                        token,
-                        RUN_SECONDS,
-                        connections=connections,
-                        script=script,
-                    )
-                )
-        paced_medians = {name: _median(results) for name, results in paced.items()}
+        paced = {
+            name: _median(_paced(urls[name], token, target, script, targets.pids[name]))
+            for name in ("nginx direct", "HAProxy 2.6", "gateway")
+        }
 
     memory = _memory_probe()
-    return _report(throughput, medians, paced_medians, connections, memory)
+    return _report(throughput, medians, paced, target, memory)
 
 
 def _report(
     throughput: dict[str, list[WrkResult]],
     medians: dict[str, WrkResult],
     paced: dict[str, WrkResult],
-    connections: int,
+    target: float,
     memory: str,
 ) -> str:
     lines = [
@@ -462,31 +538,48 @@ def _report(
         f"{WARMUP_SECONDS} s of warm-up per target; the proxy on core 0, wrk and "
         "nginx on core 1; one RS256 token (2048-bit key), `iss`/`exp` checked, a "
         "limit per `sub`. The gateway is one uvicorn worker, log level WARNING "
-        "(no access log, like HAProxy here). The machine has 2 cores shared with "
-        "other engineers' test runs: absolute numbers are noisy, compare ratios.",
+        "(no access log, like HAProxy here); a second gateway process differs "
+        "only by `GATEWAY_REDIS_URL` (redis-server on core 1). The machine has 2 "
+        "cores shared with other engineers' test runs: absolute numbers are "
+        "noisy, compare ratios.",
         "",
-        "| target | req/s (median) | runs | p50 ms | p99 ms |",
-        "| --- | ---: | --- | ---: | ---: |",
+        "| target | req/s (median) | runs | p50 ms | p99 ms | CPU ms/request "
+        "| share of its core |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, result in medians.items():
         runs = ", ".join(f"{r.requests_per_second:.0f}" for r in throughput[name])
         lines.append(
             f"| {name} | {result.requests_per_second:.0f} | {runs} | "
-            f"{result.p50_ms:.2f} | {result.p99_ms:.2f} |"
+            f"{result.p50_ms:.2f} | {result.p99_ms:.2f} | "
+            f"{result.cpu_ms_per_request:.3f} | {result.cpu_share:.2f} |"
         )
-    ratio = (
-        medians["gateway"].requests_per_second
-        / medians["HAProxy 2.6"].requests_per_second
+    haproxy = medians["HAProxy 2.6"].requests_per_second
+    ratio = medians["gateway"].requests_per_second / haproxy
+    ratio_redis = medians[GATEWAY_REDIS].requests_per_second / haproxy
+    per_round = [
+        g.requests_per_second / h.requests_per_second
+        for g, h in zip(throughput["gateway"], throughput["HAProxy 2.6"], strict=True)
+    ]
+    cpu_ratio = (
+        medians["HAProxy 2.6"].cpu_ms_per_request
+        / medians["gateway"].cpu_ms_per_request
     )
     added_p50 = paced["gateway"].p50_ms - paced["nginx direct"].p50_ms
     added_p99 = paced["gateway"].p99_ms - paced["nginx direct"].p99_ms
     lines += [
         "",
-        f"**Ratio gateway / HAProxy: {ratio:.2f}** (target >= 0.3).",
+        f"**Ratio gateway / HAProxy: {ratio:.2f}** (target >= 0.3); with the "
+        f"limiter on Redis (redis-server on core 1): {ratio_redis:.2f}. Ratio "
+        "within each round (runs of a round are back to back): "
+        + ", ".join(f"{r:.2f}" for r in per_round)
+        + f". By CPU per request, which other work on core 0 disturbs less: "
+        f"**{cpu_ratio:.2f}**.",
         "",
-        f"Latency at about half the gateway's maximum: wrk with {connections} "
-        f"connections, each pausing {PACED_DELAY_MS} ms (a Lua `delay()`) before "
-        "each request; closed-loop, so queueing tails are understated.",
+        f"Latency at about half the gateway's maximum ({target:.0f} req/s): wrk "
+        f"connections that each pause {PACED_DELAY_MS} ms (a Lua `delay()`) "
+        "before each request, their number calibrated per target by a 3 s run; "
+        "closed-loop, so queueing tails are understated.",
         "",
         "| paced target | req/s | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: |",
@@ -499,7 +592,10 @@ def _report(
     lines += [
         "",
         f"**Gateway-added latency: p50 {added_p50:.3f} ms, p99 {added_p99:.3f} ms** "
-        "(target p50 < 1 ms, p99 < 5 ms).",
+        "(target p50 < 1 ms, p99 < 5 ms); HAProxy adds "
+        f"p50 {paced['HAProxy 2.6'].p50_ms - paced['nginx direct'].p50_ms:.3f} ms, "
+        f"p99 {paced['HAProxy 2.6'].p99_ms - paced['nginx direct'].p99_ms:.3f} ms "
+        "at the same rate.",
         "",
         memory,
     ]

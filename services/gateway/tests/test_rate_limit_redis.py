@@ -6,11 +6,13 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gateway.rate_limit import REDIS_RETRY_SECONDS, RateLimiter, RateLimitPolicy
 from gateway.redis_buckets import bucket_key
 from tests.support.servers import RedisServer
+from tests.support.tokens import JwksServer
 
 pytestmark = pytest.mark.redis
 
@@ -157,4 +159,21 @@ async def test_a_hung_redis_does_not_hang_requests(silent_server: int) -> None:
 
     assert decision.backend_unavailable
     assert decision.status == 503
+    await limiter.close()
+
+
+async def test_a_port_that_speaks_another_protocol_is_a_backend_failure(
+    jwks_server: JwksServer,
+) -> None:
+    port = int(jwks_server.url.split(":")[2].split("/")[0])
+    limiter = _limiter(f"redis://127.0.0.1:{port}/0", on_redis_failure="open")
+    errors = "gateway_rate_limit_backend_errors_total"
+    before = REGISTRY.get_sample_value(errors) or 0.0
+
+    decision = await limiter.acquire("shared", "grace")
+
+    # Served by the local bucket, counted as a backend error, not raised.
+    assert decision.allowed
+    assert decision.remaining == 9
+    assert REGISTRY.get_sample_value(errors) == before + 1
     await limiter.close()

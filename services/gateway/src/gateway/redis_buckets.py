@@ -89,17 +89,16 @@ class RedisBuckets:
         name = bucket_key(policy_name, key)
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                reply = await self._run(name, capacity, rate)
+                allowed, tokens = await self._run(name, capacity, rate)
+            admitted, left = bool(int(allowed)), float(tokens)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            # Not our script's answer (a proxy or another program on the port):
+            # as unusable as no answer, and never a 500.
+            raise BackendUnavailable(f"unexpected reply: {exc}") from exc
 
-        allowed, tokens = reply
-        return describe_take(
-            bool(int(allowed)),
-            float(tokens),
-            capacity=capacity,
-            refill_per_second=rate,
-        )
+        return describe_take(admitted, left, capacity=capacity, refill_per_second=rate)
 
     async def _run(self, name: str, capacity: int, rate: float) -> list[bytes]:
         args = (name, capacity, repr(rate))
