@@ -373,46 +373,49 @@ def raw_exchange(port: int, request: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "request_bytes",
+    ("request_bytes", "expected"),
     [
         pytest.param(
-            b"GET /api/echo HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", id="no-colon"
+            b"GET /api/echo HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n",
+            400,
+            id="no-colon",
         ),
         pytest.param(
             b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Big: "
             + b"a" * 100_000
             + b"\r\n\r\n",
+            431,
             id="huge-header",
         ),
         pytest.param(
             b"GET /api/echo HTTP/1.1\r\nHost: x\r\n"
             + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(80))
             + b"\r\n",
+            431,
             id="many-headers",
         ),
         pytest.param(
             b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            400,
             id="bad-content-length",
         ),
         pytest.param(
             b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b\r\nConnection: close\r\n\r\n",
+            400,
             id="control-byte",
         ),
         pytest.param(
             b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Latin: caf\xe9\r\nConnection: close\r\n\r\n",
+            200,
             id="latin-1",
         ),
     ],
 )
-def test_malformed_or_huge_headers_never_get_a_500(gateway, request_bytes):
+def test_malformed_or_huge_headers_never_get_a_500(gateway, request_bytes, expected):
     answer = raw_exchange(gateway.port, request_bytes)
 
     status_line = answer.split(b"\r\n", 1)[0]
-    if status_line:
-        status = int(status_line.split()[1])
-        assert status < 500, answer[:500]
-    # An empty answer is the server closing a connection it cannot parse.
-    assert b"Internal Server Error" not in answer
+    assert int(status_line.split()[1]) == expected, answer[:500]
     assert httpx.get(f"{gateway.base_url}/healthz").status_code == 200
 
 
