@@ -98,6 +98,24 @@ async def test_a_flushed_script_cache_falls_back_to_eval(
     await limiter.close()
 
 
+async def test_a_flushed_script_cache_falls_back_to_eval_in_a_pipeline(
+    redis_server: RedisServer, redis_client: Redis
+) -> None:
+    # Closed, so that a failed pipeline would show as unavailable.
+    limiter = _limiter(redis_server.url, on_redis_failure="closed")
+    await limiter.acquire("shared", "heidi")
+    await redis_client.script_flush()
+
+    # Twelve takes in one turn of the loop travel in one pipeline.
+    decisions = await asyncio.gather(
+        *(limiter.acquire("shared", "heidi") for _ in range(12))
+    )
+
+    assert sum(d.allowed for d in decisions) == 9
+    assert not any(d.backend_unavailable for d in decisions)
+    await limiter.close()
+
+
 def test_huge_keys_are_hashed_into_a_bounded_redis_key() -> None:
     assert bucket_key("p", "short") == "gateway:rate-limit:p:short"
     hashed = bucket_key("p", "x" * 10_000)
