@@ -137,3 +137,9 @@ def test_the_one_pass_reads_authorization_and_length():
     assert not seen.chunked
     assert outbound([("Content-Length", "1e3")]).content_length == -1
     assert outbound([("Transfer-Encoding", "chunked")]).chunked
+
+
+def test_two_authorization_headers_are_not_a_bearer_token():
+    seen = outbound([("Authorization", "Bearer a"), ("Authorization", "Bearer b")])
+
+    assert seen.authorization == b"Bearer a, Bearer b"

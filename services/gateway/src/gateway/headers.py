@@ -188,7 +188,13 @@ class Forwarding:
                     forwarded_host = raw_value.decode("latin-1")
                 continue
             if name == b"authorization":
-                authorization = raw_value
+                # Two credentials are one too many (RFC 6750 section 3.1,
+                # invalid_request): joined, they fail the bearer syntax.
+                authorization = (
+                    raw_value
+                    if authorization is None
+                    else authorization + b", " + raw_value
+                )
             elif name == b"content-length":
                 content_length = int(raw_value) if raw_value.isdigit() else -1
             outbound.append((name.decode("latin-1"), raw_value.decode("latin-1")))
