@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 # Well above what browsers send (Chrome caps a request's headers near 256 KB,
 # but real ones stay under 8 KB) and small enough that a header flood is cheap.
 MAX_HEADER_BYTES = 64 * 1024
+WATCH_AFTER_SECONDS = 0.05
 
 
 class Limiter(Protocol):
@@ -350,6 +351,7 @@ class _Call:
         "extra_headers",
         "method",
         "request",
+        "response_started",
         "runtime",
         "send",
         "session",
@@ -378,6 +380,7 @@ class _Call:
         self.send = send
         self.extra_headers = extra_headers
         self.watcher = watcher
+        self.response_started = False
 
     def _may_retry(self, last: bool) -> bool:
         return not last and self.runtime.budget.withdraw()
@@ -417,7 +420,7 @@ class _Call:
             breaker.record(False)
             runtime.errors["timeout"].inc()
             logger.warning("upstream timed out", extra={"upstream": runtime.upstream})
-            if self.watcher.response_started:
+            if self.response_started:
                 return True
             raise GatewayTimeout(
                 f"The upstream {runtime.upstream!r} did not answer in time."
@@ -458,7 +461,7 @@ class _Call:
         logger.warning(
             "upstream failed", extra={"upstream": runtime.upstream, "error": repr(exc)}
         )
-        if self.watcher.response_started:
+        if self.response_started:
             # Too late for a problem: the client sees the answer cut short.
             return True
         if self._may_retry(last):
@@ -479,7 +482,7 @@ class _Call:
                 "headers": headers,
             }
         )
-        self.watcher.response_started = True
+        self.response_started = True
         async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         # Past this point a disconnect is the normal end of the exchange.
@@ -493,31 +496,46 @@ class _DisconnectWatcher:
     It listens only after the request body is read (before that the body's
     own reads see the disconnect), and is stopped before the last byte of the
     answer, after which a disconnect is the normal end of the exchange.
+
+    The listening task starts only once a request has run for
+    :data:`WATCH_AFTER_SECONDS`: most calls are over sooner, and a timer costs
+    a fraction of a task (about 1 us against 10 us measured here), so a client
+    leaving within that time is noticed when it ends.
     """
 
-    __slots__ = ("_owner", "_task", "disconnected", "response_started")
+    __slots__ = ("_body", "_handle", "_owner", "_receive", "_task", "disconnected")
 
     def __init__(self, receive: Receive, body: RequestBody | None) -> None:
         self.disconnected = False
-        self.response_started = False
+        self._receive = receive
+        self._body = body
         self._owner = asyncio.current_task()
-        self._task = asyncio.create_task(self._watch(receive, body))
+        self._task: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_SECONDS, self._start
+        )
 
-    async def _watch(self, receive: Receive, body: RequestBody | None) -> None:
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        body = self._body
         if body is not None:
             await body.done.wait()
             if body.client_gone or body.too_large:
                 return
         # A bodiless request still has its (empty) http.request message first.
-        message: Message = await receive()
+        message: Message = await self._receive()
         while message["type"] != "http.disconnect":
-            message = await receive()
+            message = await self._receive()
         if self._owner is not None:
             self.disconnected = True
             self._owner.cancel()
 
     def stop(self) -> None:
-        self._task.cancel()
+        self._handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class ProxyMiddleware:
