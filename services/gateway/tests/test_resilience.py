@@ -1,5 +1,6 @@
 """Timeouts, the circuit breaker and the retry budget, against real processes."""
 
+import socket
 import time
 
 import httpx
@@ -44,6 +45,44 @@ def test_the_total_timeout_bounds_the_whole_exchange(start_gateway, upstream):
     response = httpx.get(f"{gateway.base_url}/api/slow?seconds=5", timeout=10)
 
     assert response.status_code == 504
+
+
+def test_an_upstream_that_does_not_accept_is_a_504_after_the_connect_timeout(
+    start_gateway,
+):
+    # A listener whose backlog is full: the kernel drops further SYNs, so a
+    # connection attempt hangs as it does towards a dead host.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    gateway = start_gateway(
+        [
+            {
+                "prefix": "/stuck",
+                "upstream": "stuck",
+                "timeouts": {"connect": 0.5, "read": 30, "total": 60},
+                "retry": {"attempts": 1},
+            }
+        ],
+        {"stuck": f"http://127.0.0.1:{port}"},
+    )
+
+    started = time.monotonic()
+    response = httpx.get(f"{gateway.base_url}/stuck/x", timeout=20)
+
+    assert response.status_code == 504
+    assert response.json()["detail"] == "The upstream 'stuck' did not answer in time."
+    assert time.monotonic() - started < 10
+    for filler in fillers:
+        filler.close()
+    listener.close()
 
 
 def _transitions(gateway):
