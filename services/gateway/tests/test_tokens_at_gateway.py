@@ -124,6 +124,7 @@ def test_a_key_rotation_fails_no_request(gateway, jwks_server, rsa_key):
     for worker in workers:
         worker.start()
     time.sleep(0.5)
+    fetches = jwks_server.fetches
     # identity's order: publish the new key first, then sign with it.
     jwks_server.publish(new_key)
     signer["key"] = new_key
@@ -134,6 +135,8 @@ def test_a_key_rotation_fails_no_request(gateway, jwks_server, rsa_key):
 
     assert statuses
     assert set(statuses) == {200}
+    # Four clients met the new kid at once: one refetch served them all.
+    assert jwks_server.fetches == fetches + 1
     new_token = new_key.sign(access_token_claims())
     assert (
         httpx.get(
@@ -205,3 +208,24 @@ def test_readiness_waits_for_the_first_jwks_fetch(
     assert early.status_code == 503
     assert early.headers["retry-after"] == "2"
     assert late.status_code == 200
+
+
+def test_tokens_with_unknown_keys_do_not_storm_the_jwks(gateway, jwks_server):
+    stranger = SigningKey.generate("RS256")
+    fetches = jwks_server.fetches
+
+    answers = [
+        httpx.get(
+            f"{gateway.base_url}/orders/echo",
+            headers={"Authorization": f"Bearer {stranger.sign(access_token_claims())}"},
+        )
+        for _ in range(20)
+    ]
+
+    assert {a.status_code for a in answers} == {401}
+    assert answers[0].headers["www-authenticate"] == (
+        'Bearer realm="gateway", error="invalid_token", error_description='
+        f"\"the token's key {stranger.kid!r} is not one of the issuer's keys\""
+    )
+    # One refetch, then the cooldown refuses unknown kids without fetching.
+    assert jwks_server.fetches == fetches + 1
