@@ -195,3 +195,14 @@ def test_a_wildcard_cors_origin_stops_the_gateway():
         "GATEWAY_CORS_ORIGINS: Value error, '*': wildcards are not allowed, because "
         "the gateway allows credentials; list each origin"
     ) in finished.stderr
+
+
+def test_auth_none_is_the_omitted_block(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "upstreams: {a: {url: 'http://x'}}\nroutes: [{prefix: /a, upstream: a, auth: none}]"
+    )
+
+    (route,) = load_route_table(path).routes
+
+    assert not route.auth.required

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     HttpUrl,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -53,6 +54,12 @@ class Route(BaseModel):
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=0)
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_none(cls, value: object) -> object:
+        # `auth: none` reads as the issue words it; it is the omitted block.
+        return {} if value == "none" else value
 
     @property
     def path_format(self) -> str:
