@@ -250,3 +250,25 @@ def test_an_idempotent_request_is_retried_when_the_upstream_refuses_connections(
         line for line in gateway.log_lines() if line["event"] == "upstream retried"
     ]
     assert [line["attempt"] for line in retried] == [2]
+
+
+def test_a_failed_idempotent_request_is_retried_and_served(start_gateway, upstream):
+    gateway = start_gateway(
+        [
+            {
+                "prefix": "/api",
+                "upstream": "up",
+                "strip_prefix": True,
+                "retry": {"attempts": 3, "backoff_seconds": 0.01},
+            }
+        ],
+        {"up": upstream.url},
+    )
+
+    fetched = httpx.get(f"{gateway.base_url}/api/flaky/a?failures=2")
+    posted = httpx.post(f"{gateway.base_url}/api/flaky/b?failures=1")
+
+    assert fetched.status_code == 200
+    assert fetched.text == "served a on try 3"
+    assert posted.status_code == 503
+    assert upstream.hits()["/flaky/b"] == 1

@@ -9,6 +9,7 @@
 - ``/status/N``: an empty answer with status N;
 - ``/slow?seconds=S``: answers after S seconds;
 - ``/hop``: a response carrying hop-by-hop and ``Connection``-named headers;
+- ``/flaky/KEY?failures=N``: 503 for the first N requests of KEY, then 200;
 - ``/_hits``: how many requests each path received.
 """
 
@@ -91,6 +92,14 @@ async def hop(request: web.Request) -> web.Response:
     )
 
 
+async def flaky(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    seen = hits[request.path]
+    if seen <= int(request.query.get("failures", "1")):
+        return web.Response(status=503, text=f"failure {seen} of {key}")
+    return web.Response(text=f"served {key} on try {seen}")
+
+
 async def hit_counts(request: web.Request) -> web.Response:
     return web.json_response(dict(hits))
 
@@ -114,6 +123,7 @@ def main() -> None:
             web.route("*", "/status/{code}", status),
             web.get("/slow", slow),
             web.get("/hop", hop),
+            web.route("*", "/flaky/{key}", flaky),
             web.get("/_hits", hit_counts),
         ]
     )
