@@ -9,6 +9,8 @@ mkdir -p .data
 export IDENTITY_ISSUER=${IDENTITY_ISSUER:-http://localhost:8080/auth}
 export ORDERS_ISSUER=${ORDERS_ISSUER:-$IDENTITY_ISSUER}
 export GATEWAY_ISSUER=${GATEWAY_ISSUER:-$IDENTITY_ISSUER}
+# A typical local front end may call the API from its dev server.
+export GATEWAY_CORS_ORIGINS=${GATEWAY_CORS_ORIGINS:-'["http://localhost:3000"]'}
 # make run is the demo: identity seeds a demo user and clients and prints them.
 export IDENTITY_SEED_DEMO=${IDENTITY_SEED_DEMO:-true}
 

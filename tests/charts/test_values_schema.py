@@ -103,6 +103,28 @@ BAD_VALUES: list[Any] = [
     ),
     pytest.param(
         "gateway",
+        {
+            "routes": [
+                {"prefix": "/o", "upstream": "orders", "auth": {"required": True}}
+            ]
+        },
+        "audience",
+        id="route-auth-without-audience",
+    ),
+    pytest.param(
+        "gateway",
+        {"routes": [{"prefix": "/o", "upstream": "orders", "timeouts": {"read": 0}}]},
+        "read",
+        id="route-timeout",
+    ),
+    pytest.param(
+        "gateway",
+        {"rateLimits": {"default": {"capacity": 0, "refill_per_second": 1}}},
+        "capacity",
+        id="rate-limit-capacity",
+    ),
+    pytest.param(
+        "gateway",
         {"otel": {"protocol": "carrier-pigeon"}},
         "protocol",
         id="otel-protocol",

@@ -82,8 +82,18 @@ def test_the_gateway_routes_reach_identity_and_orders_by_their_service_names():
         assert url.hostname == f"{service.name}.team-a.svc.cluster.local"
         assert url.port == service.body["spec"]["ports"][0]["port"]
     assert routes["routes"] == [
-        {"prefix": "/auth", "upstream": "identity", "strip_prefix": True},
-        {"prefix": "/orders", "upstream": "orders"},
+        {
+            "prefix": "/auth",
+            "upstream": "identity",
+            "strip_prefix": True,
+            "rate_limit": "auth",
+        },
+        {
+            "prefix": "/orders",
+            "upstream": "orders",
+            "auth": {"required": True, "audience": "orders"},
+            "rate_limit": "default",
+        },
     ]
 
 
@@ -313,3 +323,46 @@ def test_identity_reads_clients_from_a_config_map_and_their_secrets_from_a_secre
     )
     assert volumes["client-secrets"]["secret"]["secretName"] == "identity"
     assert volumes["clients"]["configMap"]["name"] == "identity-clients"
+
+
+def test_the_rendered_routes_file_is_one_the_gateway_accepts():
+    from gateway.routing import RouteTable
+
+    manifests = render_platform(
+        {
+            "gateway": {
+                "upstreamPolicies": {
+                    "orders": {
+                        "idle_timeout_seconds": 3,
+                        "circuit_breaker": {"window": 10, "minimum_calls": 5},
+                    }
+                },
+                "routes": [
+                    {"prefix": "/auth", "upstream": "identity", "strip_prefix": True},
+                    {
+                        "prefix": "/orders",
+                        "upstream": "orders",
+                        "auth": {
+                            "required": True,
+                            "audience": "orders",
+                            "scopes": ["orders:read"],
+                        },
+                        "rate_limit": "default",
+                        "timeouts": {"connect": 1, "read": 10, "total": 20},
+                        "retry": {"attempts": 3, "budget_ratio": 0.1},
+                        "max_body_bytes": 1048576,
+                    },
+                ],
+            }
+        }
+    )
+    document = yaml.safe_load(
+        find(manifests, "ConfigMap", "gateway-routes").body["data"]["routes.yaml"]
+    )
+
+    table = RouteTable.model_validate(document)
+
+    assert table.upstreams["orders"].circuit_breaker.window == 10
+    assert str(table.upstreams["orders"].url).startswith("http://orders.platform")
+    assert table.routes[1].retry.attempts == 3
+    assert set(table.rate_limits) == {"default", "auth"}

@@ -29,7 +29,14 @@ redis-url: {{ . | quote }}
 {{- range $name, $url := .Values.extraUpstreams }}
 {{- $_ := set $upstreams $name (dict "url" $url) }}
 {{- end }}
-{{- dict "upstreams" $upstreams "routes" .Values.routes | toYaml }}
+{{- range $name, $policy := .Values.upstreamPolicies }}
+{{- if hasKey $upstreams $name }}
+{{- $_ := set $upstreams $name (merge (dict) (get $upstreams $name) $policy) }}
+{{- else }}
+{{- fail (printf "upstreamPolicies.%s: no upstream is named %s" $name $name) }}
+{{- end }}
+{{- end }}
+{{- dict "rate_limits" .Values.rateLimits "upstreams" $upstreams "routes" .Values.routes | toYaml }}
 {{- end -}}
 
 {{- define "gateway.files" -}}

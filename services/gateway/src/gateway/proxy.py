@@ -1,149 +1,541 @@
-"""Forwarding a request to its upstream and streaming the answer back.
+"""The request pipeline: from a matched route to the upstream's streamed answer.
+
+For each request, in this order: the body limit on ``Content-Length``, the
+bearer token when the route needs one, the rate limit, the upstream's circuit
+breaker, then the call itself, retried when the route allows it. CORS
+preflights never get here (:mod:`gateway.cors` answers them first).
 
 Bodies flow through in chunks in both directions and are never held whole.
 Bytes are passed as received: the upstream client does not decompress, so
 ``Content-Encoding`` and ``Content-Length`` stay true.
+
+A client that goes away cancels its upstream call: a watcher waits for the
+ASGI ``http.disconnect`` once the request body is read, and cancels the
+request's task, which closes the upstream connection (the upstream sees EOF).
 """
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 import aiohttp
-import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.headers import Network, request_headers, response_headers
-from gateway.routing import Route, RouteTable
+from gateway import metrics
+from gateway.auth import Authenticator
+from gateway.circuit import CircuitBreaker, CircuitOpen
+from gateway.errors import (
+    BadGateway,
+    BadRequest,
+    GatewayError,
+    GatewayTimeout,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    send_problem,
+)
+from gateway.headers import Forwarding, Network, OutboundRequest, response_headers
+from gateway.rate_limit import Decision, send_refusal
+from gateway.retries import IDEMPOTENT_METHODS, RetryBudget, backoff_delay
+from gateway.routing import Route, RouteTable, Upstream
 from servicekit import context
-from servicekit.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 logger = logging.getLogger(__name__)
 
-# Shorter than the upstreams' keep-alive timeout (15 s in servicekit.server), so
-# the gateway never sends a request on a connection the upstream is closing.
-POOL_IDLE_SECONDS = 4.0
+# Well above what browsers send (Chrome caps a request's headers near 256 KB,
+# but real ones stay under 8 KB) and small enough that a header flood is cheap.
+MAX_HEADER_BYTES = 64 * 1024
+WATCH_AFTER_SECONDS = 0.05
 
 
-def new_upstream_session() -> aiohttp.ClientSession:
-    """A pooled client session for talking to upstreams."""
+class Limiter(Protocol):
+    """What the pipeline needs of :class:`gateway.rate_limit.RateLimiter`."""
+
+    async def acquire(self, policy_name: str, key: str) -> Decision: ...
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+def new_upstream_session(upstream: Upstream) -> aiohttp.ClientSession:
+    """A pooled client session for one upstream."""
     connector = aiohttp.TCPConnector(
-        limit=0, keepalive_timeout=POOL_IDLE_SECONDS, enable_cleanup_closed=True
+        limit=upstream.max_connections,
+        keepalive_timeout=upstream.idle_timeout_seconds,
+        # Routes name upstreams by configuration, never by request: cache DNS.
+        ttl_dns_cache=30,
     )
     return aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,
         # Upstreams see the client's own headers, not the gateway's defaults.
-        skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        timeout=aiohttp.ClientTimeout(total=60, connect=5, sock_read=30),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        # Proxy variables meant for outbound traffic must not divert upstream calls.
         trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Responses pass to the client as they are: a 3xx is the client's to follow.
+        raise_for_status=False,
     )
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected")
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class RequestBody:
+    """The client's body as an async iterator, counted against the route's limit."""
+
+    __slots__ = ("client_gone", "done", "limit", "receive", "received", "too_large")
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.received = 0
+        self.too_large = False
+        self.client_gone = False
+        self.done = asyncio.Event()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    self.client_gone = True
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                if chunk:
+                    self.received += len(chunk)
+                    if self.received > self.limit:
+                        # Checked on the bytes themselves: a chunked body has no
+                        # Content-Length to refuse up front.
+                        self.too_large = True
+                        raise PayloadTooLarge(_too_large(self.limit))
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self.done.set()
 
 
-async def send_problem(send: Send, status: int, detail: str) -> None:
-    """Answer with a problem+json document."""
-    body = orjson.dumps(problem_body(status, detail))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than this route's limit of {limit} bytes."
+
+
+class RouteRuntime:
+    """A route with everything its requests need, built once at start-up."""
+
+    __slots__ = (
+        "auth",
+        "base_url",
+        "breaker",
+        "budget",
+        "duration",
+        "errors",
+        "max_body",
+        "path_format",
+        "prefix",
+        "rate_limit",
+        "retry",
+        "route",
+        "strip",
+        "timeout",
+        "upstream",
+    )
+
+    def __init__(self, route: Route, upstream: Upstream, breaker: CircuitBreaker):
+        self.route = route
+        self.upstream = route.upstream
+        self.prefix = route.prefix.rstrip("/")
+        self.strip = route.strip_prefix
+        self.base_url = str(upstream.url).rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(
+            total=route.timeouts.total,
+            connect=route.timeouts.connect,
+            sock_read=route.timeouts.read,
+        )
+        self.retry = route.retry
+        self.budget = RetryBudget(route.retry.budget_ratio, route.retry.budget_reserve)
+        self.breaker = breaker
+        self.auth = route.auth if route.auth.required else None
+        self.rate_limit = route.rate_limit
+        self.max_body = route.max_body_bytes
+        self.duration = metrics.UPSTREAM_REQUEST_DURATION.labels(route.upstream)
+        self.errors = {
+            kind: metrics.UPSTREAM_ERRORS.labels(route.upstream, kind)
+            for kind in ("connect", "timeout", "status", "protocol", "circuit_open")
         }
-    )
-    await send({"type": "http.response.body", "body": body})
+        # The label servicekit's access log reads from scope["route"].
+        self.path_format = route.path_format
 
+    def matches(self, path: str) -> bool:
+        prefix = self.prefix
+        return path.startswith(prefix) and (
+            len(path) == len(prefix) or path[len(prefix)] == "/"
+        )
 
-def _has_body(scope: Scope) -> bool:
-    return any(
-        name in (b"content-length", b"transfer-encoding") and value not in (b"0",)
-        for name, value in scope["headers"]
-    )
+    def target(self, path: str, query: bytes) -> str:
+        if self.strip:
+            path = path[len(self.prefix) :] or "/"
+        if query:
+            return f"{self.base_url}{path}?{query.decode('latin-1')}"
+        return self.base_url + path
 
 
 class Proxy:
     """Forwards requests along the route table over pooled connections."""
 
-    def __init__(self, table: RouteTable, trusted_proxies: Sequence[Network]) -> None:
-        self.table = table
-        self.trusted_proxies = trusted_proxies
-        self._session: aiohttp.ClientSession | None = None
-
-    async def forward(
-        self, route: Route, scope: Scope, receive: Receive, send: Send
+    def __init__(
+        self,
+        table: RouteTable,
+        trusted_proxies: Sequence[Network],
+        *,
+        authenticator: Authenticator | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
-        """Send the request upstream and stream the upstream's answer back."""
-        if self._session is None:
+        self.table = table
+        self.forwarding = Forwarding(trusted_proxies)
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.breakers = {
+            name: CircuitBreaker(name, upstream.circuit_breaker)
+            for name, upstream in table.upstreams.items()
+        }
+        runtimes = [
+            RouteRuntime(
+                route, table.upstreams[route.upstream], self.breakers[route.upstream]
+            )
+            for route in table.routes
+        ]
+        # Longest prefix first, so the first match is the most specific one.
+        self.routes = sorted(runtimes, key=lambda r: len(r.prefix), reverse=True)
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def route_for(self, path: str) -> RouteRuntime | None:
+        """The most specific route for ``path``."""
+        for runtime in self.routes:
+            if runtime.matches(path):
+                return runtime
+        return None
+
+    def _session(self, name: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(name)
+        if session is None:
             # Created on first use, inside the running event loop.
-            self._session = new_upstream_session()
-
-        upstream = self.table.upstreams[route.upstream]
-        target = str(upstream.url).rstrip("/") + route.upstream_path(scope["path"])
-        query = scope.get("query_string", b"")
-        if query:
-            target += "?" + query.decode("latin-1")
-        client = scope.get("client")
-        headers = request_headers(
-            scope["headers"],
-            client=client[0] if client else None,
-            scheme=scope.get("scheme", "http"),
-            trusted_proxies=self.trusted_proxies,
-            request_id=context.request_id.get() or "",
-        )
-
-        try:
-            async with self._session.request(
-                scope["method"],
-                target,
-                headers=headers,
-                data=_request_body(receive) if _has_body(scope) else None,
-                allow_redirects=False,
-                compress=None,
-            ) as upstream_response:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": upstream_response.status,
-                        "headers": response_headers(upstream_response.raw_headers),
-                    }
-                )
-                async for chunk in upstream_response.content.iter_any():
-                    await send(
-                        {"type": "http.response.body", "body": chunk, "more_body": True}
-                    )
-                await send({"type": "http.response.body", "body": b""})
-        except TimeoutError:
-            logger.warning("upstream timed out", extra={"upstream": route.upstream})
-            await send_problem(
-                send, 504, f"The upstream {route.upstream!r} did not answer in time."
-            )
-        except aiohttp.ClientError as exc:
-            logger.warning(
-                "upstream failed",
-                extra={"upstream": route.upstream, "error": repr(exc)},
-            )
-            await send_problem(
-                send, 502, f"The upstream {route.upstream!r} could not be reached."
-            )
+            session = new_upstream_session(self.table.upstreams[name])
+            self._sessions[name] = session
+        return session
 
     async def close(self) -> None:
         """Close pooled upstream connections."""
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
+
+    async def handle(
+        self, runtime: RouteRuntime, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run the pipeline for one request; every refusal is a problem+json."""
+        try:
+            await self._handle(runtime, scope, receive, send)
+        except GatewayError as error:
+            await send_problem(send, error)
+
+    async def _handle(
+        self, runtime: RouteRuntime, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        client = scope.get("client")
+        request = self.forwarding.outbound(
+            scope["headers"],
+            peer=client[0] if client else None,
+            scheme=scope.get("scheme", "http"),
+            request_id=context.request_id.get() or "",
+        )
+        if request.header_bytes > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(
+                f"The request's header fields exceed {MAX_HEADER_BYTES} bytes."
+            )
+        if request.content_length == -1:
+            raise BadRequest("The Content-Length header is not a number.")
+        if (
+            request.content_length is not None
+            and request.content_length > runtime.max_body
+        ):
+            raise PayloadTooLarge(_too_large(runtime.max_body))
+
+        key = request.client_address or "unknown"
+        if runtime.auth is not None and self.authenticator is not None:
+            token = await self.authenticator.authenticate(
+                request.authorization, runtime.auth
+            )
+            subject = token.subject or token.client_id
+            if subject:
+                key = "sub:" + subject
+
+        extra_headers: list[tuple[bytes, bytes]] = []
+        if runtime.rate_limit is not None and self.limiter is not None:
+            decision = await self.limiter.acquire(runtime.rate_limit, key)
+            if not decision.allowed:
+                await send_refusal(send, decision)
+                return
+            extra_headers = decision.headers()
+
+        await self._forward(runtime, scope, receive, send, request, extra_headers)
+
+    async def _forward(
+        self,
+        runtime: RouteRuntime,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: OutboundRequest,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        method: str = scope["method"]
+        has_body = request.chunked or bool(request.content_length)
+        body = RequestBody(receive, runtime.max_body) if has_body else None
+        # A streamed body cannot be sent twice, so only bodiless idempotent
+        # requests are retried (RFC 9110 section 9.2.2).
+        retriable = body is None and method in IDEMPOTENT_METHODS
+        call = _Call(
+            runtime,
+            self._session(runtime.upstream),
+            method,
+            runtime.target(scope["path"], scope.get("query_string", b"")),
+            request,
+            body,
+            send,
+            extra_headers,
+            _DisconnectWatcher(receive, body),
+        )
+        runtime.budget.deposit()
+        attempt = 1
+        try:
+            while True:
+                self._admit(runtime)
+                last = not retriable or attempt >= runtime.retry.attempts
+                if await call.attempt(last=last):
+                    return
+                logger.info(
+                    "upstream retried",
+                    extra={"upstream": runtime.upstream, "attempt": attempt + 1},
+                )
+                await asyncio.sleep(backoff_delay(runtime.retry, attempt))
+                attempt += 1
+        except asyncio.CancelledError:
+            if not call.watcher.disconnected:
+                raise
+            # The client left; its upstream call is closed, nobody to answer.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            logger.info("client disconnected", extra={"upstream": runtime.upstream})
+        finally:
+            call.watcher.stop()
+
+    @staticmethod
+    def _admit(runtime: RouteRuntime) -> None:
+        try:
+            runtime.breaker.acquire()
+        except CircuitOpen as exc:
+            runtime.errors["circuit_open"].inc()
+            retry_after = str(max(1, round(exc.retry_after))).encode()
+            raise ServiceUnavailable(
+                f"The upstream {runtime.upstream!r} is failing; the gateway stopped "
+                f"calling it for a while.",
+                headers=[(b"retry-after", retry_after)],
+            ) from exc
+
+
+class _Call:
+    """One request's calls upstream, the first and its retries."""
+
+    __slots__ = (
+        "body",
+        "extra_headers",
+        "method",
+        "request",
+        "response_started",
+        "runtime",
+        "send",
+        "session",
+        "target",
+        "watcher",
+    )
+
+    def __init__(
+        self,
+        runtime: RouteRuntime,
+        session: aiohttp.ClientSession,
+        method: str,
+        target: str,
+        request: OutboundRequest,
+        body: RequestBody | None,
+        send: Send,
+        extra_headers: list[tuple[bytes, bytes]],
+        watcher: "_DisconnectWatcher",
+    ) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.method = method
+        self.target = target
+        self.request = request
+        self.body = body
+        self.send = send
+        self.extra_headers = extra_headers
+        self.watcher = watcher
+        self.response_started = False
+
+    def _may_retry(self, last: bool) -> bool:
+        return not last and self.runtime.budget.withdraw()
+
+    async def attempt(self, *, last: bool) -> bool:
+        """Call upstream once; False when the call failed and may be retried."""
+        runtime = self.runtime
+        breaker = runtime.breaker
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with self.session.request(
+                self.method,
+                self.target,
+                headers=self.request.headers,
+                data=self.body.chunks() if self.body is not None else None,
+                allow_redirects=False,
+                compress=None,
+                timeout=runtime.timeout,
+            ) as response:
+                status = response.status
+                failed = status in breaker.policy.failure_statuses
+                breaker.record(not failed)
+                if failed:
+                    runtime.errors["status"].inc()
+                if status in runtime.retry.statuses and self._may_retry(last):
+                    return False
+                await self._relay(response)
+                return True
+        except asyncio.CancelledError:
+            breaker.release()
+            raise
+        except GatewayError:
+            breaker.release()
+            raise
+        except TimeoutError as exc:
+            breaker.record(False)
+            runtime.errors["timeout"].inc()
+            logger.warning("upstream timed out", extra={"upstream": runtime.upstream})
+            if self.response_started:
+                return True
+            raise GatewayTimeout(
+                f"The upstream {runtime.upstream!r} did not answer in time."
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            breaker.record(False)
+            runtime.errors["connect"].inc()
+            logger.warning(
+                "upstream unreachable",
+                extra={"upstream": runtime.upstream, "error": repr(exc)},
+            )
+            if self._may_retry(last):
+                return False
+            raise BadGateway(
+                f"The upstream {runtime.upstream!r} could not be reached."
+            ) from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            return self._failed(exc, last)
+        finally:
+            runtime.duration.observe(loop.time() - started)
+
+    def _failed(self, exc: Exception, last: bool) -> bool:
+        runtime = self.runtime
+        body = self.body
+        if body is not None and body.too_large:
+            runtime.breaker.release()
+            raise PayloadTooLarge(_too_large(body.limit)) from exc
+        if body is not None and body.client_gone:
+            runtime.breaker.release()
+            return True
+        if not isinstance(exc, aiohttp.ClientError):
+            # aiohttp refuses header values it cannot write (control bytes).
+            runtime.breaker.release()
+            raise BadRequest("The request's headers cannot be forwarded.") from exc
+
+        runtime.breaker.record(False)
+        runtime.errors["protocol"].inc()
+        logger.warning(
+            "upstream failed", extra={"upstream": runtime.upstream, "error": repr(exc)}
+        )
+        if self.response_started:
+            # Too late for a problem: the client sees the answer cut short.
+            return True
+        if self._may_retry(last):
+            return False
+        raise BadGateway(
+            f"The upstream {runtime.upstream!r} broke off its answer."
+        ) from exc
+
+    async def _relay(self, response: aiohttp.ClientResponse) -> None:
+        headers = response_headers(response.raw_headers)
+        if self.extra_headers:
+            headers.extend(self.extra_headers)
+        send = self.send
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": headers,
+            }
+        )
+        self.response_started = True
+        async for chunk in response.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # Past this point a disconnect is the normal end of the exchange.
+        self.watcher.stop()
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _DisconnectWatcher:
+    """Cancels the request's task when the client disconnects.
+
+    It listens only after the request body is read (before that the body's
+    own reads see the disconnect), and is stopped before the last byte of the
+    answer, after which a disconnect is the normal end of the exchange.
+
+    The listening task starts only once a request has run for
+    :data:`WATCH_AFTER_SECONDS`: most calls are over sooner, and a timer costs
+    a fraction of a task (about 1 us against 10 us measured here), so a client
+    leaving within that time is noticed when it ends.
+    """
+
+    __slots__ = ("_body", "_handle", "_owner", "_receive", "_task", "disconnected")
+
+    def __init__(self, receive: Receive, body: RequestBody | None) -> None:
+        self.disconnected = False
+        self._receive = receive
+        self._body = body
+        self._owner = asyncio.current_task()
+        self._task: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_SECONDS, self._start
+        )
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        body = self._body
+        if body is not None:
+            await body.done.wait()
+            if body.client_gone or body.too_large:
+                return
+        # A bodiless request still has its (empty) http.request message first.
+        message: Message = await self._receive()
+        while message["type"] != "http.disconnect":
+            message = await self._receive()
+        if self._owner is not None:
+            self.disconnected = True
+            self._owner.cancel()
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class ProxyMiddleware:
@@ -154,12 +546,12 @@ class ProxyMiddleware:
         self.proxy = proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = None
+        runtime = None
         if scope["type"] == "http":
-            route = self.proxy.table.route_for(scope["path"])
-        if route is None:
+            runtime = self.proxy.route_for(scope["path"])
+        if runtime is None:
             await self.app(scope, receive, send)
             return
 
-        scope["route"] = route
-        await self.proxy.forward(route, scope, receive, send)
+        scope["route"] = runtime
+        await self.proxy.handle(runtime, scope, receive, send)

@@ -22,6 +22,7 @@ def run_service(
     *,
     migrate: Callable[[SettingsT], None] | None = None,
     argv: list[str] | None = None,
+    proxy_headers: bool = True,
 ) -> None:
     """Parse the command line, load settings (or exit explaining why), and run."""
     commands = ["serve", "migrate"] if migrate else ["serve"]
@@ -44,4 +45,5 @@ def run_service(
         port=settings.port,
         trusted_proxies=settings.trusted_proxies,
         graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+        proxy_headers=proxy_headers,
     )

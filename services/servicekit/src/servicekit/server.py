@@ -18,8 +18,13 @@ def serve(
     port: int,
     trusted_proxies: Sequence[str] = ("127.0.0.1",),
     graceful_shutdown_seconds: int = 20,
+    proxy_headers: bool = True,
 ) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then drain and return."""
+    """Serve ``app`` until SIGTERM or SIGINT, then drain and return.
+
+    ``proxy_headers=False`` leaves ``X-Forwarded-*`` to the application (the
+    gateway), which then sees the real peer address.
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -27,7 +32,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=proxy_headers,
         forwarded_allow_ips=list(trusted_proxies),
         timeout_graceful_shutdown=graceful_shutdown_seconds,
         # Longer than the gateway's pooled idle timeout, so that the gateway
