@@ -11,6 +11,120 @@ class IdentityError(Exception):
     """Base of every error identity raises deliberately."""
 
 
+# Accounts: users, clients and their throttling (identity.accounts).
+
+
+class LoginFailed(IdentityError):
+    """The e-mail and password do not sign anyone in.
+
+    One error for an unknown e-mail, a wrong password and a disabled account,
+    so that the answer does not reveal which accounts exist (RFC 9700 section
+    4.16 on enumeration; OWASP authentication guidance).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the e-mail address or the password is wrong")
+
+
+class Throttled(IdentityError):
+    """Too many recent failures; the caller may try again after a while."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class LoginThrottled(Throttled):
+    """Too many failed logins for this account or from this address."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"too many failed logins; try again in {retry_after_seconds} s",
+            retry_after_seconds,
+        )
+
+
+class ClientAuthenticationFailed(IdentityError):
+    """The client is unknown, has no secret, or gave the wrong secret.
+
+    RFC 6749 section 5.2 ``invalid_client``; one error for all three cases.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("client authentication failed")
+
+
+class ClientThrottled(Throttled):
+    """Too many failed authentications for this client or from this address."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "too many failed client authentications; "
+            f"try again in {retry_after_seconds} s",
+            retry_after_seconds,
+        )
+
+
+class NotFound(IdentityError):
+    """The user or client named does not exist."""
+
+
+class UserNotFound(NotFound):
+    """No user has this id."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"no user has the id {user_id!r}")
+        self.user_id = user_id
+
+
+class ClientNotFound(NotFound):
+    """No client has this client_id."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"no client has the client_id {client_id!r}")
+        self.client_id = client_id
+
+
+class Conflict(IdentityError):
+    """The change would break a uniqueness rule."""
+
+
+class EmailTaken(Conflict):
+    """Another user already has this e-mail address (compared without case)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a user with the e-mail address {email!r} already exists")
+        self.email = email
+
+
+class ClientIdTaken(Conflict):
+    """Another client already has this client_id."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"a client with the client_id {client_id!r} already exists")
+        self.client_id = client_id
+
+
+class InvalidField(IdentityError):
+    """A value breaks a rule of the domain; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidUser(InvalidField):
+    """A user's attribute is not acceptable (e-mail form, password length)."""
+
+
+class InvalidClientRegistration(InvalidField):
+    """A client registration is not acceptable (redirect URI, grant types...)."""
+
+
+# OAuth protocol errors (the protocol engineer's part of the tree).
+
+
 class KeyDecryptionFailed(IdentityError):
     """A signing key's private part does not decrypt with the configured KEK."""
 
@@ -37,7 +151,7 @@ class InvalidRequest(OAuthError):
     """A parameter is missing, repeated, or malformed."""
 
 
-class InvalidClient(OAuthError):
+class InvalidClientAuthentication(OAuthError):
     """Client authentication failed (RFC 6749 section 5.2)."""
 
     error = "invalid_client"

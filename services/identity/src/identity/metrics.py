@@ -14,7 +14,8 @@ login_attempts = Counter(
 )
 throttled_requests = Counter(
     "identity_throttled_requests_total",
-    "Requests refused by throttling, by kind (login, client).",
+    "Requests refused by throttling, by kind (login_account, login_address, "
+    "client, client_address).",
     ["kind"],
 )
 signing_key_age = Gauge(

@@ -1,10 +1,12 @@
 """identity's configuration, read from ``IDENTITY_*`` variables at start-up."""
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from identity.registrations import read_client_secrets_file, read_clients_file
 from servicekit.application import ServiceSettings
 from servicekit.database import async_database_url
 
@@ -24,6 +26,38 @@ class Settings(ServiceSettings):
         description="postgresql://user:password@host/db or sqlite:///path",
     )
 
+    key_encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 random bytes; encrypts signing keys and keys "
+        "the client-secret hashes.",
+    )
+
+    # Accounts settings (users, clients, throttling); see the README for each.
+    clients_file: Path | None = Field(
+        None, description="YAML file of registered clients, upserted at start-up."
+    )
+    client_secrets_file: Path | None = Field(
+        None, description="YAML mapping client_id -> secret, for confidential clients."
+    )
+    seed_demo: bool = Field(
+        False, description="Create the demo user and clients and print them."
+    )
+    password_time_cost: int = Field(3, ge=1, le=20, description="Argon2id passes.")
+    password_memory_kib: int = Field(
+        65536, ge=64, le=4 * 1024 * 1024, description="Argon2id memory in KiB."
+    )
+    password_parallelism: int = Field(4, ge=1, le=16, description="Argon2id lanes.")
+    login_failures_per_account: int = Field(5, ge=1)
+    login_failures_per_address: int = Field(50, ge=1)
+    client_failures_per_client: int = Field(10, ge=1)
+    client_failures_per_address: int = Field(50, ge=1)
+    throttle_window_seconds: int = Field(
+        900,
+        ge=1,
+        description="Failures count within this window; a throttled "
+        "key waits this long after the failure that reached its limit.",
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_is_a_plain_url(cls, value: str) -> str:
@@ -40,4 +74,23 @@ class Settings(ServiceSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         async_database_url(value)
+        return value
+
+    @field_validator("clients_file")
+    @classmethod
+    def _clients_file_is_valid(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_clients_file(value)
+        return value
+
+    @field_validator("client_secrets_file")
+    @classmethod
+    def _client_secrets_match_clients(
+        cls, value: Path | None, info: ValidationInfo
+    ) -> Path | None:
+        if value is None:
+            return value
+        clients_file = info.data.get("clients_file")
+        clients = read_clients_file(clients_file) if clients_file else []
+        read_client_secrets_file(value, clients)
         return value
