@@ -26,9 +26,9 @@ from identity.domain.users import (
 )
 from identity.errors import (
     ClientAuthenticationFailed,
+    ClientHasNoSecret,
     ClientNotFound,
     ClientThrottled,
-    InvalidClientRegistration,
     LoginFailed,
     LoginThrottled,
     UserNotFound,
@@ -316,9 +316,7 @@ class Accounts:
         if stored is None:
             raise ClientNotFound(client_id)
         if not stored.client.is_confidential:
-            raise InvalidClientRegistration(
-                "client_type", "a public client has no secret to rotate"
-            )
+            raise ClientHasNoSecret(client_id)
         secret = generate_client_secret()
         await self._clients.set_secret(client_id, self._secrets.hash(secret))
         logger.info("client secret rotated", extra={"client_id": client_id})

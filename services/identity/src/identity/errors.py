@@ -105,6 +105,14 @@ class ClientIdTaken(Conflict):
         self.client_id = client_id
 
 
+class ClientHasNoSecret(Conflict):
+    """A public client has no secret to rotate."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"the client {client_id!r} is public and has no secret")
+        self.client_id = client_id
+
+
 class InvalidField(IdentityError):
     """A value breaks a rule of the domain; ``field`` names it."""
 
