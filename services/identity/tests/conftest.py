@@ -4,7 +4,7 @@ import base64
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from identity.accounts import Accounts
 from identity.settings import Settings
@@ -48,7 +48,7 @@ async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -60,9 +60,9 @@ def disabled_users() -> list[str]:
 
 @pytest.fixture
 def accounts(
-    sessions: async_sessionmaker,
+    sessions: async_sessionmaker[AsyncSession],
     migrated_url: str,
-    disabled_users: list[str],  # type: ignore[type-arg]
+    disabled_users: list[str],
 ) -> Accounts:
     async def record(user_id: str) -> None:
         disabled_users.append(user_id)
