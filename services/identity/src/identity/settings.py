@@ -1,6 +1,9 @@
 """identity's configuration, read from ``IDENTITY_*`` variables at start-up."""
 
+import base64
+import binascii
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -26,10 +29,39 @@ class Settings(ServiceSettings):
         description="postgresql://user:password@host/db or sqlite:///path",
     )
 
+    # Protocol settings (keys, tokens, sessions); see the README for each.
     key_encryption_key: SecretStr | None = Field(
         None,
-        description="Base64 of 32 random bytes; encrypts signing keys and keys "
-        "the client-secret hashes.",
+        validate_default=True,
+        description="Base64 of 32 random bytes; encrypts the signing keys' "
+        "private parts. Required with PostgreSQL; with SQLite a development "
+        "key is generated next to the database file when it is not given.",
+    )
+    signing_algorithm: Literal["RS256", "ES256"] = Field(
+        "RS256", description="Algorithm of new signing keys."
+    )
+    signing_key_rotation_seconds: int = Field(
+        7 * 24 * 3600, ge=60, description="How long one key signs before the next."
+    )
+    jwks_max_age_seconds: int = Field(
+        300, ge=1, le=86400, description="Cache-Control max-age of the JWKS."
+    )
+    access_token_lifetime_seconds: int = Field(600, ge=10, le=86400)
+    id_token_lifetime_seconds: int = Field(600, ge=10, le=86400)
+    authorization_code_lifetime_seconds: int = Field(60, ge=5, le=600)
+    refresh_token_lifetime_seconds: int = Field(30 * 24 * 3600, ge=60)
+    session_lifetime_seconds: int = Field(8 * 3600, ge=60)
+    refresh_token_reuse_grace_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="A rotated refresh token replayed within this many seconds "
+        "is refused without revoking its family (concurrent tabs, retries).",
+    )
+    cors_origins: list[str] = Field(
+        default=[],
+        description="Origins allowed by CORS on token, userinfo, revocation, "
+        "introspection, JWKS and discovery; never on the authorization endpoint.",
     )
 
     # Accounts settings (users, clients, throttling); see the README for each.
@@ -74,6 +106,32 @@ class Settings(ServiceSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         async_database_url(value)
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _key_encryption_key(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None:
+            from identity.keys.encryption import development_key_encryption_key
+
+            if "database_url" not in info.data:
+                return None  # the database URL's own error says enough
+            database_url = info.data["database_url"]
+            generated = development_key_encryption_key(database_url)
+            if generated is None:
+                raise ValueError(
+                    "required with PostgreSQL: base64 of 32 random bytes "
+                    "(openssl rand -base64 32)"
+                )
+            return SecretStr(generated)
+        try:
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("expected base64 of 32 random bytes") from None
+        if len(raw) != 32:
+            raise ValueError(f"expected 32 bytes once decoded, got {len(raw)}")
         return value
 
     @field_validator("clients_file")
