@@ -68,3 +68,9 @@ def accounts(
         disabled_users.append(user_id)
 
     return Accounts(sessions, accounts_settings(migrated_url), on_user_disabled=record)
+
+
+@pytest.fixture
+def settings_for() -> object:
+    """:func:`accounts_settings`, for test folders that cannot import this module."""
+    return accounts_settings
