@@ -130,6 +130,14 @@ class InvalidClientRegistration(InvalidField):
     """A client registration is not acceptable (redirect URI, grant types...)."""
 
 
+class InvalidClientsFile(IdentityError, ValueError):
+    """The clients file or the client secrets file cannot be used.
+
+    A ValueError too, so that raised while the settings load it becomes one
+    line naming the variable (:mod:`servicekit.config`).
+    """
+
+
 # OAuth protocol errors (the protocol engineer's part of the tree).
 
 
@@ -232,3 +240,11 @@ class TemporarilyUnavailable(OAuthError):
     def __init__(self, description: str, retry_after: int) -> None:
         super().__init__(description)
         self.retry_after = retry_after
+
+
+class UntrustedAuthorizationRequest(OAuthError):
+    """The client or its redirect URI is unknown: show an error, never redirect.
+
+    OAuth 2.1 section 4.1.2.1: redirecting to an unverified URI would make the
+    server an open redirector and could hand a code to an attacker.
+    """

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from identity.domain.clients import Client, check_client
-from identity.errors import InvalidClientRegistration
+from identity.errors import InvalidClientRegistration, InvalidClientsFile
 
 
 class ClientRegistration(BaseModel):
@@ -79,30 +79,33 @@ def _load_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+        raise InvalidClientsFile(f"cannot read {str(path)!r}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         # The parser's message says where; it quotes the file's text, which for
         # the secrets file could be a secret, so only the position is kept.
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{str(path)!r} is not valid YAML{where}") from None
+        raise InvalidClientsFile(f"{str(path)!r} is not valid YAML{where}") from None
 
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "entry"
+    given = first.get("input")
+    if isinstance(given, str | int | float | bool) and first["type"] != "missing":
+        return f"{field}: {first['msg']}, got {given!r}"
     return f"{field}: {first['msg']}"
 
 
 def read_clients_file(path: Path) -> list[Client]:
-    """The clients ``path`` registers; ``ValueError`` names the client and field."""
+    """The clients ``path`` registers; :class:`InvalidClientsFile` names client and field."""
     document = _load_yaml(path)
     if document is None:
         return []
     if not isinstance(document, dict) or not isinstance(
         document.get("clients", []), list
     ):
-        raise ValueError("expected a mapping with a 'clients:' list")
+        raise InvalidClientsFile("expected a mapping with a 'clients:' list")
 
     clients: dict[str, Client] = {}
     for index, entry in enumerate(document.get("clients") or []):
@@ -112,11 +115,11 @@ def read_clients_file(path: Path) -> list[Client]:
         try:
             client = ClientRegistration.model_validate(entry).to_client()
         except ValidationError as exc:
-            raise ValueError(f"{where}: {_describe(exc)}") from None
+            raise InvalidClientsFile(f"{where}: {_describe(exc)}") from None
         except InvalidClientRegistration as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            raise InvalidClientsFile(f"{where}: {exc}") from None
         if client.client_id in clients:
-            raise ValueError(f"{where}: client_id registered twice")
+            raise InvalidClientsFile(f"{where}: client_id registered twice")
         clients[client.client_id] = client
     return list(clients.values())
 
@@ -130,17 +133,17 @@ def read_client_secrets_file(path: Path, clients: list[Client]) -> dict[str, str
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ValueError("expected a mapping of client_id to secret")
+        raise InvalidClientsFile("expected a mapping of client_id to secret")
 
     confidential = {c.client_id for c in clients if c.is_confidential}
     secrets: dict[str, str] = {}
     for client_id, secret in document.items():
         if not isinstance(secret, str) or not secret:
-            raise ValueError(
+            raise InvalidClientsFile(
                 f"{client_id!r}: expected the secret as a non-empty string"
             )
         if client_id not in confidential:
-            raise ValueError(
+            raise InvalidClientsFile(
                 f"{client_id!r}: not a confidential client of IDENTITY_CLIENTS_FILE"
             )
         secrets[str(client_id)] = secret
