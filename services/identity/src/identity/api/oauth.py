@@ -60,7 +60,6 @@ async def authenticate_client(
             credentials.client_id, credentials.secret, address=_address(request)
         )
     except ClientThrottled as exc:
-        metrics.throttled_requests.labels(kind="client").inc()
         raise TemporarilyUnavailable(
             str(exc), retry_after=exc.retry_after_seconds
         ) from exc
