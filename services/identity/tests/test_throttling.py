@@ -201,13 +201,11 @@ async def test_counters_are_shared_by_every_replica(sessions, clock):
 
     assert await first.record_failure(ThrottleKind.CLIENT, "reports", 3) == 1
     assert await second.record_failure(ThrottleKind.CLIENT, "reports", 3) == 2
-    assert await first.blocked([(ThrottleKind.CLIENT, "reports")]) is None
+    assert (await first.check([(ThrottleKind.CLIENT, "reports")])).blocked_by is None
     assert await second.record_failure(ThrottleKind.CLIENT, "reports", 3) == 3
 
-    assert await first.blocked([(ThrottleKind.CLIENT, "reports")]) == (
-        ThrottleKind.CLIENT,
-        60,
-    )
+    state = await first.check([(ThrottleKind.CLIENT, "reports")])
+    assert (state.blocked_by, state.retry_after_seconds) == (ThrottleKind.CLIENT, 60)
 
 
 async def test_a_window_that_passed_starts_the_count_again(sessions, clock):
@@ -218,7 +216,9 @@ async def test_a_window_that_passed_starts_the_count_again(sessions, clock):
     clock.now += 61
 
     assert await throttle.record_failure(ThrottleKind.LOGIN_ACCOUNT, "ada", 3) == 1
-    assert await throttle.blocked([(ThrottleKind.LOGIN_ACCOUNT, "ada")]) is None
+    state = await throttle.check([(ThrottleKind.LOGIN_ACCOUNT, "ada")])
+    assert state.blocked_by is None
+    assert state.counted == {ThrottleKind.LOGIN_ACCOUNT}
 
 
 async def test_the_longest_block_decides_when_to_retry(sessions, clock):
@@ -227,14 +227,17 @@ async def test_the_longest_block_decides_when_to_retry(sessions, clock):
     clock.now += 30
     await throttle.record_failure(ThrottleKind.LOGIN_ACCOUNT, "ada", 1)
 
-    blocked = await throttle.blocked(
+    state = await throttle.check(
         [
             (ThrottleKind.LOGIN_ACCOUNT, "ada"),
             (ThrottleKind.LOGIN_ADDRESS, "10.0.0.1"),
         ]
     )
 
-    assert blocked == (ThrottleKind.LOGIN_ACCOUNT, 60)
+    assert (state.blocked_by, state.retry_after_seconds) == (
+        ThrottleKind.LOGIN_ACCOUNT,
+        60,
+    )
 
 
 async def test_the_database_never_holds_what_was_typed(sessions, clock):
@@ -247,3 +250,22 @@ async def test_the_database_never_holds_what_was_typed(sessions, clock):
     assert len(keys) == 1
     assert "oops" not in keys[0]
     assert len(keys[0]) == 64
+
+
+async def test_purging_forgets_only_counters_that_mean_nothing_any_more(
+    sessions, clock
+):
+    throttle = Throttle(sessions, window_seconds=60, clock=clock)
+    await throttle.record_failure(ThrottleKind.LOGIN_ADDRESS, "10.0.0.1", 1)
+    await throttle.record_failure(ThrottleKind.LOGIN_ADDRESS, "10.0.0.2", 5)
+    clock.now += 30
+    await throttle.record_failure(ThrottleKind.LOGIN_ADDRESS, "10.0.0.3", 5)
+    clock.now += 31
+
+    # .1 was blocked until 60 s and .2's window ended; .3's window still runs.
+    assert await throttle.purge() == 2
+    state = await throttle.check(
+        [(ThrottleKind.LOGIN_ADDRESS, a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3")]
+    )
+    assert state.counted == {ThrottleKind.LOGIN_ADDRESS}
+    assert await throttle.record_failure(ThrottleKind.LOGIN_ADDRESS, "10.0.0.3", 5) == 2

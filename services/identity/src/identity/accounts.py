@@ -96,6 +96,7 @@ class Accounts:
 
     async def start(self) -> None:
         """Register the clients of the clients file, and seed the demo if asked."""
+        await self.throttle.purge()
         await self.register_clients_file()
         if self.settings.seed_demo:
             from identity.demo import seed_demo
@@ -126,12 +127,11 @@ class Accounts:
         keys = [(ThrottleKind.LOGIN_ACCOUNT, account)]
         if address:
             keys.append((ThrottleKind.LOGIN_ADDRESS, address))
-        blocked = await self.throttle.blocked(keys)
-        if blocked is not None:
-            kind, retry_after = blocked
+        state = await self.throttle.check(keys)
+        if state.blocked_by is not None:
             metrics.login_attempts.labels(outcome="throttled").inc()
-            metrics.throttled_requests.labels(kind=kind.value).inc()
-            raise LoginThrottled(retry_after)
+            metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
+            raise LoginThrottled(state.retry_after_seconds)
 
         stored = await self._users.by_email(account)
         password_hash = None if stored is None else stored.password_hash
@@ -140,7 +140,8 @@ class Accounts:
             await self._record_login_failure(account, address)
             raise LoginFailed
 
-        await self.throttle.reset(ThrottleKind.LOGIN_ACCOUNT, account)
+        if ThrottleKind.LOGIN_ACCOUNT in state.counted:
+            await self.throttle.reset(ThrottleKind.LOGIN_ACCOUNT, account)
         if self._passwords.needs_rehash(stored.password_hash):
             # The parameters changed since this hash was made (RFC 9106 section
             # 4): the password is at hand only now, so this is when to upgrade.
@@ -246,11 +247,10 @@ class Accounts:
         keys = [(ThrottleKind.CLIENT, client_id)]
         if address:
             keys.append((ThrottleKind.CLIENT_ADDRESS, address))
-        blocked = await self.throttle.blocked(keys)
-        if blocked is not None:
-            kind, retry_after = blocked
-            metrics.throttled_requests.labels(kind=kind.value).inc()
-            raise ClientThrottled(retry_after)
+        state = await self.throttle.check(keys)
+        if state.blocked_by is not None:
+            metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
+            raise ClientThrottled(state.retry_after_seconds)
 
         stored = await self._clients.get(client_id)
         secret_hash = None if stored is None else stored.secret_hash
@@ -260,7 +260,7 @@ class Accounts:
 
         # Only a client that failed before has a counter to clear; skipping the
         # write otherwise keeps the token endpoint's hot path read-only.
-        if await self.throttle.has_failures(ThrottleKind.CLIENT, client_id):
+        if ThrottleKind.CLIENT in state.counted:
             await self.throttle.reset(ThrottleKind.CLIENT, client_id)
         return stored.client
 

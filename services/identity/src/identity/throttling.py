@@ -11,14 +11,15 @@ An increment is a single ``INSERT ... ON CONFLICT DO UPDATE``, atomic on both
 SQLite and PostgreSQL. Checking happens before the credentials are verified,
 so a few attempts already in flight when the limit is reached still complete;
 the limit is therefore approximate by the number of concurrent attempts.
-Rows of keys that stopped failing stay until the same key fails again or
-succeeds; they are small (two hashes and three numbers).
+Rows whose window and block are over mean nothing any more (the next failure
+starts again from one); :meth:`Throttle.purge` deletes them, at every start.
 """
 
 import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import case, delete, select, tuple_
@@ -35,6 +36,16 @@ class ThrottleKind(StrEnum):
     LOGIN_ADDRESS = "login_address"
     CLIENT = "client"
     CLIENT_ADDRESS = "client_address"
+
+
+@dataclass(frozen=True)
+class ThrottleState:
+    """What :meth:`Throttle.check` found for a set of keys."""
+
+    blocked_by: ThrottleKind | None
+    retry_after_seconds: int
+    # Kinds whose key has a counter, so that a success knows what to reset.
+    counted: frozenset[ThrottleKind]
 
 
 def throttle_key(value: str) -> str:
@@ -60,29 +71,29 @@ class Throttle:
         self._window = float(window_seconds)
         self._clock = clock
 
-    async def blocked(
-        self, keys: Iterable[tuple[ThrottleKind, str]]
-    ) -> tuple[ThrottleKind, int] | None:
-        """The kind that blocks these keys and the seconds until it lets go, or None.
+    async def check(self, keys: Iterable[tuple[ThrottleKind, str]]) -> ThrottleState:
+        """Whether any of these keys is blocked, and which ones have counters.
 
-        When several keys are blocked, the longest wait is the answer.
+        One query; when several keys are blocked, the longest wait is the answer.
         """
         wanted = [(kind.value, throttle_key(value)) for kind, value in keys]
         if not wanted:
-            return None
+            return ThrottleState(None, 0, frozenset())
         now = self._clock()
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(ThrottleRow.kind, ThrottleRow.blocked_until).where(
-                    tuple_(ThrottleRow.kind, ThrottleRow.key).in_(wanted),
-                    ThrottleRow.blocked_until > now,
+            rows = (
+                await session.execute(
+                    select(ThrottleRow.kind, ThrottleRow.blocked_until).where(
+                        tuple_(ThrottleRow.kind, ThrottleRow.key).in_(wanted)
+                    )
                 )
-            )
-            blocks = [(ThrottleKind(kind), until) for kind, until in rows]
+            ).all()
+        counted = frozenset(ThrottleKind(kind) for kind, _ in rows)
+        blocks = [(ThrottleKind(kind), until) for kind, until in rows if until > now]
         if not blocks:
-            return None
+            return ThrottleState(None, 0, counted)
         kind, until = max(blocks, key=lambda block: block[1])
-        return kind, max(1, math.ceil(until - now))
+        return ThrottleState(kind, max(1, math.ceil(until - now)), counted)
 
     async def record_failure(self, kind: ThrottleKind, value: str, limit: int) -> int:
         """Count one failure for ``value``; returns the count in the current window."""
@@ -123,16 +134,17 @@ class Throttle:
                 )
             )
 
-    async def has_failures(self, kind: ThrottleKind, value: str) -> bool:
-        """Whether ``value`` has a counter, so that a success needs to reset it."""
-        async with self._sessions() as session:
-            found = await session.scalar(
-                select(ThrottleRow.failures).where(
-                    ThrottleRow.kind == kind.value,
-                    ThrottleRow.key == throttle_key(value),
+    async def purge(self) -> int:
+        """Delete counters whose window and block are both over; how many."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(ThrottleRow).where(
+                    ThrottleRow.window_started <= now - self._window,
+                    ThrottleRow.blocked_until <= now,
                 )
             )
-        return found is not None
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _insert_for(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
