@@ -139,6 +139,11 @@ async def _refresh_token(
     provider: Provider, client: Client, params: Parameters
 ) -> dict[str, Any]:
     refresh_token = params.require("refresh_token")
+    if params.get("scope") is not None:
+        # A request asking for too much must not use the token up.
+        carried = await provider.grants.refresh_token_scope(refresh_token)
+        if carried is not None:
+            narrowed_scope(carried, params.get("scope"))
     redeemed = await provider.grants.redeem_refresh_token(
         refresh_token, client.client_id
     )

@@ -366,6 +366,12 @@ class GrantStore:
             raise InvalidGrant("the refresh token has been revoked")
         return RefreshRedemption(_grant(grant), frozenset(row.scope.split()))
 
+    async def refresh_token_scope(self, token: str) -> frozenset[str] | None:
+        """The scope a refresh token carries, read without using it up."""
+        async with self._sessions() as db:
+            row = await db.get(RefreshTokenRow, digest(token))
+        return frozenset(row.scope.split()) if row else None
+
     async def inspect_refresh_token(self, token: str) -> dict[str, object] | None:
         """RFC 7662 members of an active refresh token, or None."""
         now = time.time()
