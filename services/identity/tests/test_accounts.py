@@ -325,3 +325,15 @@ async def test_a_deleted_client_no_longer_authenticates(accounts):
     assert await accounts.find_client("reports") is None
     with pytest.raises(ClientAuthenticationFailed):
         await accounts.authenticate_client("reports", secret, address=None)
+
+
+async def test_credentials_with_a_nul_fail_like_any_wrong_ones(accounts):
+    await new_user(accounts)
+    await accounts.register_client(SERVICE)
+
+    with pytest.raises(LoginFailed):
+        await accounts.authenticate_user("ada\x00@example.com", PASSWORD, address=None)
+    with pytest.raises(ClientAuthenticationFailed):
+        await accounts.authenticate_client("reports\x00", "x", address=None)
+    assert await accounts.find_client("\x00") is None
+    assert await accounts.find_user("\x00") is None

@@ -475,3 +475,36 @@ async def test_passwords_and_secrets_never_reach_the_logs(admin, writer, caplog)
     for value in (PASSWORD, "another passphrase", "hunter2hunter2", secret, rotated):
         assert value not in logged
     assert writer["Authorization"].split()[1] not in logged
+
+
+async def test_control_characters_are_refused_or_not_found_never_a_500(admin, writer):
+    created = await admin.post(
+        "/admin/users",
+        json={"email": "ada\u0000@example.com", "password": PASSWORD},
+        headers=writer,
+    )
+    assert created.status_code == 422
+    assert created.json()["errors"][0] == {
+        "field": "email",
+        "in": "body",
+        "reason": "an address has no control characters",
+    }
+
+    assert (await admin.get("/admin/users/%00", headers=writer)).status_code == 404
+    assert (await admin.delete("/admin/clients/%00", headers=writer)).status_code == 404
+    nul_cursor = "AA"  # base64 of one NUL byte
+    listed = await admin.get(
+        "/admin/users", params={"cursor": nul_cursor}, headers=writer
+    )
+    assert listed.status_code == 422
+    client = await admin.post(
+        "/admin/clients",
+        json={
+            "client_id": "spa",
+            "client_type": "public",
+            "redirect_uris": ["https://spa.example.com/cb\n"],
+        },
+        headers=writer,
+    )
+    assert client.status_code == 422
+    assert client.json()["errors"][0]["field"] == "redirect_uris[0]"

@@ -1,6 +1,8 @@
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from identity.domain.clients import (
     Client,
@@ -134,3 +136,14 @@ def test_a_missing_audience_follows_from_the_scopes():
         "orders",
     )
     assert check_client(replace(WEB, audience=("billing",))).audience == ("billing",)
+
+
+@given(st.text(max_size=80))
+def test_any_text_as_a_redirect_uri_is_accepted_or_refused_with_a_reason(uri):
+    reason = None
+    try:
+        check_redirect_uri("redirect_uris[0]", uri)
+    except InvalidClientRegistration as refused:
+        reason = refused.reason
+
+    assert reason is None or reason.strip()

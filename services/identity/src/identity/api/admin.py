@@ -34,6 +34,7 @@ from identity.api.admin_schemas import (
 from identity.domain.users import UserProfile
 from identity.errors import Conflict, IdentityError, InvalidField, NotFound
 from identity.registrations import ClientRegistration
+from identity.storage.models import storable
 from servicekit.problems import Problem, describe_validation_errors
 from servicekit.tokens import (
     AccessToken,
@@ -164,7 +165,10 @@ def decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        if not storable(key):
+            raise ValueError("not storable")
+        return key
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Problem(
             422,

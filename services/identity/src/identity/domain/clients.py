@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
+from identity.domain.users import has_control_characters
 from identity.errors import InvalidClientRegistration
 
 ClientType = Literal["public", "confidential"]
@@ -74,6 +75,10 @@ def check_redirect_uri(field: str, uri: str) -> None:
     https, or http only for a loopback host (RFC 8252 section 7.3), or a
     private-use scheme of a native app in reverse-domain form (section 7.1).
     """
+    if has_control_characters(uri) or " " in uri:
+        raise InvalidClientRegistration(
+            field, f"a URI has no spaces or control characters, got {uri!r}"
+        )
     parts = urlsplit(uri)
     if not parts.scheme:
         raise InvalidClientRegistration(field, f"expected an absolute URI, got {uri!r}")
@@ -122,8 +127,15 @@ def check_client(client: Client) -> Client:
             raise InvalidClientRegistration(
                 "scope", f"not a scope token (RFC 6749 3.3): {token!r}"
             )
+    for token in client.audience:
+        if not _SCOPE_TOKEN.fullmatch(token):
+            raise InvalidClientRegistration(
+                "audience", f"expected an API identifier, got {token!r}"
+            )
     if len(client.name) > 200:
         raise InvalidClientRegistration("name", "at most 200 characters")
+    if has_control_characters(client.name):
+        raise InvalidClientRegistration("name", "no control characters")
 
     if not client.audience:
         client = replace(client, audience=default_audience(client.scope))

@@ -41,6 +41,15 @@ class UserProfile:
     family_name: str | None = None
 
 
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` holds C0/C1 control characters (NUL, newlines, ESC...).
+
+    They have no place in an address or a name, break log lines and terminals,
+    and PostgreSQL cannot store NUL at all.
+    """
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
+
+
 def normalize_email(email: str) -> str:
     """The form e-mail addresses are compared in: trimmed and without case.
 
@@ -62,6 +71,8 @@ def check_email(email: str) -> str:
         )
     if any(character.isspace() for character in email):
         raise InvalidUser("email", f"an address has no spaces, got {email!r}")
+    if has_control_characters(email):
+        raise InvalidUser("email", "an address has no control characters")
     return email
 
 
@@ -81,6 +92,8 @@ def check_name(field: str, value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
+    if has_control_characters(value):
+        raise InvalidUser(field, "no control characters")
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidUser(field, f"at most {MAX_NAME_LENGTH} characters")
     return value or None

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.domain.clients import Client
 from identity.errors import ClientIdTaken, ClientNotFound
-from identity.storage.models import ClientRow, ClientSecretRow
+from identity.storage.models import ClientRow, ClientSecretRow, storable
 
 Source = Literal["file", "admin", "demo"]
 
@@ -68,6 +68,8 @@ class ClientRepository:
         self._sessions = sessions
 
     async def get(self, client_id: str) -> StoredClient | None:
+        if not storable(client_id):
+            return None
         async with self._sessions() as session:
             found = (
                 await session.execute(
@@ -162,6 +164,8 @@ class ClientRepository:
                 )
 
     async def set_secret(self, client_id: str, secret_hash: str) -> None:
+        if not storable(client_id):
+            raise ClientNotFound(client_id)
         async with self._sessions.begin() as session:
             if await session.get(ClientRow, client_id) is None:
                 raise ClientNotFound(client_id)
@@ -181,6 +185,8 @@ class ClientRepository:
         )
 
     async def delete(self, client_id: str) -> None:
+        if not storable(client_id):
+            raise ClientNotFound(client_id)
         async with self._sessions.begin() as session:
             # The secret goes first: SQLite enforces ON DELETE CASCADE only with
             # PRAGMA foreign_keys, which a connection might not have set.

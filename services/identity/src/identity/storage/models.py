@@ -45,6 +45,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
+def storable(value: str) -> bool:
+    """Whether ``value`` can be a query parameter on every database.
+
+    PostgreSQL text cannot hold NUL, and the query fails; a key with one names
+    nothing, so lookups answer "not found" instead of an error.
+    """
+    return "\x00" not in value
+
+
 class Base(DeclarativeBase):
     """Declarative base whose metadata the migrations describe."""
 

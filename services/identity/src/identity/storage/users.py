@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.domain.users import User, normalize_email
 from identity.errors import EmailTaken, UserNotFound
-from identity.storage.models import UserRow
+from identity.storage.models import UserRow, storable
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,16 @@ class UserRepository:
         self._sessions = sessions
 
     async def get(self, user_id: str) -> User | None:
+        if not storable(user_id):
+            return None
         async with self._sessions() as session:
             row = await session.get(UserRow, user_id)
         return None if row is None else _user(row)
 
     async def by_email(self, email: str) -> StoredUser | None:
         """The user whose e-mail equals ``email`` without regard to case."""
+        if not storable(email):
+            return None
         async with self._sessions() as session:
             row = await session.scalar(
                 select(UserRow).where(
@@ -80,6 +84,8 @@ class UserRepository:
 
     async def update(self, user_id: str, values: dict[str, Any]) -> User:
         """Change the columns in ``values``; the e-mail's normal form follows it."""
+        if not storable(user_id):
+            raise UserNotFound(user_id)
         values = {**values, "updated_at": datetime.now(UTC)}
         if "email" in values:
             values["email_normalized"] = normalize_email(values["email"])
@@ -99,6 +105,8 @@ class UserRepository:
         return _user(row)
 
     async def delete(self, user_id: str) -> None:
+        if not storable(user_id):
+            raise UserNotFound(user_id)
         async with self._sessions.begin() as session:
             result = await session.execute(delete(UserRow).where(UserRow.id == user_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
