@@ -41,7 +41,7 @@ class Settings(ServiceSettings):
         "RS256", description="Algorithm of new signing keys."
     )
     signing_key_rotation_seconds: int = Field(
-        7 * 24 * 3600, ge=60, description="How long one key signs before the next."
+        7 * 24 * 3600, ge=10, description="How long one key signs before the next."
     )
     jwks_max_age_seconds: int = Field(
         300, ge=1, le=86400, description="Cache-Control max-age of the JWKS."
