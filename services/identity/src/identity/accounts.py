@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import metrics
 from identity.client_secrets import ClientSecretHasher, generate_client_secret
+from identity.demo import seed_demo
 from identity.domain.clients import Client, check_client
 from identity.domain.users import (
     User,
@@ -99,11 +100,7 @@ class Accounts:
         await self.throttle.purge()
         await self.register_clients_file()
         if self.settings.seed_demo:
-            from identity.demo import seed_demo
-
             await seed_demo(self)
-
-    # Users
 
     async def find_user(self, user_id: str) -> User | None:
         """The user with this id (the OIDC ``sub``), or None."""
@@ -226,8 +223,6 @@ class Accounts:
     async def _revoke(self, user_id: str) -> None:
         if self.on_user_disabled is not None:
             await self.on_user_disabled(user_id)
-
-    # Clients
 
     async def find_client(self, client_id: str) -> Client | None:
         """The registered client with this id, or None."""
