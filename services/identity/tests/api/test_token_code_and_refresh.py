@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from .conftest import ISSUER, SECRETS, basic, pkce_pair
+from .conftest import ISSUER, SECRETS, basic, pkce_pair, redirect_params
 
 
 def id_token_claims(identity, token, audience="web"):
@@ -399,3 +399,33 @@ async def test_disabling_a_user_revokes_refresh_tokens_and_sessions(identity):
 
     assert refreshed.json()["error"] == "invalid_grant"
     assert "login_required" in silent.headers["location"]
+
+
+@pytest.mark.parametrize(
+    "forcing",
+    [{"prompt": "login"}, {"max_age": "1"}],
+    ids=["prompt-login", "max-age-1"],
+)
+async def test_prompt_login_and_max_age_force_a_new_login_and_move_auth_time(
+    identity, forcing
+):
+    first = await identity.code_flow()
+    _, before = id_token_claims(identity, first["id_token"])
+    await asyncio.sleep(1.2)
+
+    verifier, challenge = pkce_pair()
+    page = await identity.authorize(code_challenge=challenge, **forcing)
+    assert 'name="password"' in page.text
+    params = redirect_params(await identity.login(page))
+    second = await identity.exchange("web", params["code"], verifier)
+    _, after = id_token_claims(identity, second.json()["id_token"])
+
+    assert after["auth_time"] > before["auth_time"]
+
+
+async def test_max_age_within_the_session_age_does_not_ask_again(identity):
+    await identity.code_flow()
+    response = await identity.authorize(max_age="3600")
+
+    assert response.status_code == 302
+    assert "code=" in response.headers["location"]
