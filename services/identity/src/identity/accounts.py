@@ -80,6 +80,7 @@ class Accounts:
     ) -> None:
         self.settings = settings
         self.on_user_disabled = on_user_disabled
+        self._sessions = sessions
         self._users = UserRepository(sessions)
         self._clients = ClientRepository(sessions)
         self._passwords = Passwords(
@@ -124,13 +125,13 @@ class Accounts:
         keys = [(ThrottleKind.LOGIN_ACCOUNT, account)]
         if address:
             keys.append((ThrottleKind.LOGIN_ADDRESS, address))
-        state = await self.throttle.check(keys)
-        if state.blocked_by is not None:
-            metrics.login_attempts.labels(outcome="throttled").inc()
-            metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
-            raise LoginThrottled(state.retry_after_seconds)
-
-        stored = await self._users.by_email(account)
+        async with self._sessions() as session:
+            state = await self.throttle.check(keys, session=session)
+            if state.blocked_by is not None:
+                metrics.login_attempts.labels(outcome="throttled").inc()
+                metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
+                raise LoginThrottled(state.retry_after_seconds)
+            stored = await self._users.by_email(account, session=session)
         password_hash = None if stored is None else stored.password_hash
         verified = await self._passwords.verify(password_hash, password)
         if stored is None or not verified or stored.user.disabled:
@@ -242,12 +243,12 @@ class Accounts:
         keys = [(ThrottleKind.CLIENT, client_id)]
         if address:
             keys.append((ThrottleKind.CLIENT_ADDRESS, address))
-        state = await self.throttle.check(keys)
-        if state.blocked_by is not None:
-            metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
-            raise ClientThrottled(state.retry_after_seconds)
-
-        stored = await self._clients.get(client_id)
+        async with self._sessions() as session:
+            state = await self.throttle.check(keys, session=session)
+            if state.blocked_by is not None:
+                metrics.throttled_requests.labels(kind=state.blocked_by.value).inc()
+                raise ClientThrottled(state.retry_after_seconds)
+            stored = await self._clients.get(client_id, session=session)
         secret_hash = None if stored is None else stored.secret_hash
         if not self._secrets.matches(secret, secret_hash) or stored is None:
             await self._record_client_failure(client_id, address)

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.storage.models import ThrottleRow
+from identity.storage.sessions import reusing
 
 
 class ThrottleKind(StrEnum):
@@ -71,16 +72,22 @@ class Throttle:
         self._window = float(window_seconds)
         self._clock = clock
 
-    async def check(self, keys: Iterable[tuple[ThrottleKind, str]]) -> ThrottleState:
+    async def check(
+        self,
+        keys: Iterable[tuple[ThrottleKind, str]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> ThrottleState:
         """Whether any of these keys is blocked, and which ones have counters.
 
-        One query; when several keys are blocked, the longest wait is the answer.
+        One query (in ``session`` if given); when several keys are blocked, the
+        longest wait is the answer.
         """
         wanted = [(kind.value, throttle_key(value)) for kind, value in keys]
         if not wanted:
             return ThrottleState(None, 0, frozenset())
         now = self._clock()
-        async with self._sessions() as session:
+        async with reusing(self._sessions, session) as session:
             rows = (
                 await session.execute(
                     select(ThrottleRow.kind, ThrottleRow.blocked_until).where(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity.domain.clients import Client
 from identity.errors import ClientIdTaken, ClientNotFound
 from identity.storage.models import ClientRow, ClientSecretRow, storable
+from identity.storage.sessions import reusing
 
 Source = Literal["file", "admin", "demo"]
 
@@ -67,10 +68,12 @@ class ClientRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def get(self, client_id: str) -> StoredClient | None:
+    async def get(
+        self, client_id: str, *, session: AsyncSession | None = None
+    ) -> StoredClient | None:
         if not storable(client_id):
             return None
-        async with self._sessions() as session:
+        async with reusing(self._sessions, session) as session:
             found = (
                 await session.execute(
                     select(ClientRow, ClientSecretRow.secret_hash)

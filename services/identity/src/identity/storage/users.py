@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity.domain.users import User, normalize_email
 from identity.errors import EmailTaken, UserNotFound
 from identity.storage.models import UserRow, storable
+from identity.storage.sessions import reusing
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,13 @@ class UserRepository:
             row = await session.get(UserRow, user_id)
         return None if row is None else _user(row)
 
-    async def by_email(self, email: str) -> StoredUser | None:
+    async def by_email(
+        self, email: str, *, session: AsyncSession | None = None
+    ) -> StoredUser | None:
         """The user whose e-mail equals ``email`` without regard to case."""
         if not storable(email):
             return None
-        async with self._sessions() as session:
+        async with reusing(self._sessions, session) as session:
             row = await session.scalar(
                 select(UserRow).where(
                     UserRow.email_normalized == normalize_email(email)
