@@ -14,6 +14,7 @@ from identity.accounts import Accounts
 from identity.api import admin, authorize, discovery, oauth
 from identity.api.cors import CorsMiddleware
 from identity.api.errors import install_oauth_error_handler
+from identity.client_cache import ClientAuthenticationCache
 from identity.keys.encryption import KeyEncryption, development_key_file
 from identity.keys.schedule import RotationPolicy
 from identity.keys.store import KeyStore
@@ -84,7 +85,8 @@ def build_provider(
         access_token_lifetime=settings.access_token_lifetime_seconds,
         id_token_lifetime=settings.id_token_lifetime_seconds,
     )
-    return Provider(settings, accounts, keys, grants, tokens)
+    cache = ClientAuthenticationCache(settings.client_authentication_cache_seconds)
+    return Provider(settings, accounts, keys, grants, tokens, cache)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -3,13 +3,14 @@
 Kept on ``app.state.provider``; routers reach it through :func:`provider`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
 from identity.accounts import Accounts
+from identity.client_cache import ClientAuthenticationCache
 from identity.keys.store import KeyStore
 from identity.settings import Settings
 from identity.storage.grants import GrantStore
@@ -23,6 +24,7 @@ class Provider:
     keys: KeyStore
     grants: GrantStore
     tokens: TokenIssuer
+    client_cache: ClientAuthenticationCache = field(repr=False)
 
     @property
     def issuer(self) -> str:
@@ -41,7 +43,7 @@ class Provider:
         return self.settings.issuer.startswith("https://")
 
 
-def _provider(request: Request) -> Provider:
+async def _provider(request: Request) -> Provider:
     return cast(Provider, request.app.state.provider)
 
 

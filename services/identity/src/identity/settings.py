@@ -51,6 +51,14 @@ class Settings(ServiceSettings):
     authorization_code_lifetime_seconds: int = Field(60, ge=5, le=600)
     refresh_token_lifetime_seconds: int = Field(30 * 24 * 3600, ge=60)
     session_lifetime_seconds: int = Field(8 * 3600, ge=60)
+    client_authentication_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long a confidential client's successful authentication "
+        "is remembered in memory (0: never); a rotated secret or a disabled "
+        "client keeps working this long.",
+    )
     refresh_token_reuse_grace_seconds: float = Field(
         2.0,
         ge=0,

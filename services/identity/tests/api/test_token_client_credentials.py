@@ -186,3 +186,15 @@ async def test_a_json_body_is_invalid_request(identity):
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_wrong_secret_right_after_a_success_is_still_refused(identity):
+    data = {"grant_type": "client_credentials", "client_id": "service"}
+    right = await identity.http.post(
+        "/token", data={**data, "client_secret": SECRETS["service"]}
+    )
+    wrong = await identity.http.post("/token", data={**data, "client_secret": "nope"})
+
+    assert right.status_code == 200
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"

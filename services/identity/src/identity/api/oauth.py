@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from identity import metrics
+from identity.api.client_authentication import authenticate_client
 from identity.api.errors import NO_STORE
-from identity.api.parameters import Parameters, client_credentials, form_parameters
+from identity.api.parameters import Parameters, form_parameters
 from identity.domain.clients import Client
 from identity.domain.grants import (
     audiences,
@@ -20,15 +21,12 @@ from identity.domain.grants import (
 )
 from identity.domain.users import User
 from identity.errors import (
-    ClientAuthenticationFailed,
-    ClientThrottled,
     InsufficientScope,
     InvalidAccessToken,
     InvalidClientAuthentication,
     InvalidGrant,
     InvalidRequest,
     InvalidTarget,
-    TemporarilyUnavailable,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -39,32 +37,6 @@ from servicekit.tokens import InvalidToken, MalformedAuthorization, bearer_token
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["oauth"])
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-async def authenticate_client(
-    provider: Provider, request: Request, params: Parameters
-) -> Client:
-    """The client making the request; confidential clients must prove it."""
-    credentials = client_credentials(request, params)
-    if credentials.secret is None:
-        client = await provider.accounts.find_client(credentials.client_id)
-        if client is None or client.is_confidential:
-            raise InvalidClientAuthentication("client authentication failed")
-        return client
-    try:
-        return await provider.accounts.authenticate_client(
-            credentials.client_id, credentials.secret, address=_address(request)
-        )
-    except ClientThrottled as exc:
-        raise TemporarilyUnavailable(
-            str(exc), retry_after=exc.retry_after_seconds
-        ) from exc
-    except ClientAuthenticationFailed as exc:
-        raise InvalidClientAuthentication("client authentication failed") from exc
 
 
 def _token_response(body: dict[str, Any]) -> JSONResponse:
