@@ -89,3 +89,26 @@ def test_nothing_is_seeded_unless_asked(identity_process):
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
     assert "demo" not in identity.log_path.read_text().lower()
+
+
+def test_debug_logs_hold_no_password_nor_hash(identity_process):
+    identity = identity_process(IDENTITY_SEED_DEMO="true", IDENTITY_LOG_LEVEL="DEBUG")
+    token = demo_service_token(identity, "users:write").json()["access_token"]
+    password = "a passphrase nobody should read"
+
+    created = httpx.post(
+        f"{identity.base_url}/admin/users",
+        json={"email": "grace@example.com", "password": password},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert created.status_code == 201
+
+    logged = "\n".join(
+        line
+        for line in identity.log_path.read_text().splitlines()
+        if line.startswith("{")
+    )
+    assert password not in logged
+    assert "$argon2id$" not in logged
+    assert token not in logged
