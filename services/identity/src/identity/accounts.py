@@ -44,6 +44,7 @@ from identity.throttling import Throttle, ThrottleKind
 logger = logging.getLogger(__name__)
 
 UserDisabledListener = Callable[[str], Awaitable[None]]
+ClientChangedListener = Callable[[str], None]
 
 
 class _Unchanged:
@@ -77,9 +78,13 @@ class Accounts:
         settings: Settings,
         *,
         on_user_disabled: UserDisabledListener | None = None,
+        on_client_changed: ClientChangedListener | None = None,
     ) -> None:
         self.settings = settings
         self.on_user_disabled = on_user_disabled
+        # Told the client_id whenever a registration or secret changes, so that
+        # what this process remembers of the client can be forgotten.
+        self.on_client_changed = on_client_changed
         self._sessions = sessions
         self._users = UserRepository(sessions)
         self._clients = ClientRepository(sessions)
@@ -297,6 +302,7 @@ class Accounts:
         if stored is None:
             raise ClientNotFound(client.client_id)
         await self._clients.replace(client)
+        self._client_changed(client.client_id)
         secret = None
         if client.is_confidential and stored.secret_hash is None:
             secret = await self.rotate_client_secret(client.client_id)
@@ -304,6 +310,7 @@ class Accounts:
 
     async def delete_client(self, client_id: str) -> None:
         await self._clients.delete(client_id)
+        self._client_changed(client_id)
         logger.info("client deleted", extra={"client_id": client_id})
 
     async def rotate_client_secret(self, client_id: str) -> str:
@@ -315,6 +322,7 @@ class Accounts:
             raise ClientHasNoSecret(client_id)
         secret = generate_client_secret()
         await self._clients.set_secret(client_id, self._secrets.hash(secret))
+        self._client_changed(client_id)
         logger.info("client secret rotated", extra={"client_id": client_id})
         return secret
 
@@ -325,6 +333,11 @@ class Accounts:
         client = check_client(client)
         secret_hash = None if secret is None else self._secrets.hash(secret)
         await self._clients.upsert(client, source, secret_hash)
+        self._client_changed(client.client_id)
+
+    def _client_changed(self, client_id: str) -> None:
+        if self.on_client_changed is not None:
+            self.on_client_changed(client_id)
 
     async def register_clients_file(self) -> list[Client]:
         """Upsert every client of ``IDENTITY_CLIENTS_FILE``; safe to repeat."""

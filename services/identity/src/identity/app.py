@@ -86,6 +86,7 @@ def build_provider(
         id_token_lifetime=settings.id_token_lifetime_seconds,
     )
     cache = ClientAuthenticationCache(settings.client_authentication_cache_seconds)
+    accounts.on_client_changed = cache.forget
     return Provider(settings, accounts, keys, grants, tokens, cache)
 
 

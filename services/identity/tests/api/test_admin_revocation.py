@@ -6,6 +6,8 @@ import pytest
 
 from identity.domain.clients import Client
 
+from .conftest import basic
+
 ADMIN_TOOL = Client(
     client_id="admin-tool",
     client_type="confidential",
@@ -69,3 +71,26 @@ async def test_a_disabled_user_cannot_sign_in_again(identity, admin_headers):
 
     assert answered.status_code == 401
     assert "The e-mail address or the password is wrong." in answered.text
+
+
+async def test_a_rotated_secret_stops_at_once_despite_the_authentication_cache(
+    identity, admin_headers
+):
+    data = {"grant_type": "client_credentials", "scope": "orders:read"}
+    first = await identity.http.post("/token", data=data, headers=basic("service"))
+    assert first.status_code == 200
+
+    rotated = await identity.http.post(
+        "/admin/clients/service/secret", headers=admin_headers
+    )
+    assert rotated.status_code == 200
+
+    stale = await identity.http.post("/token", data=data, headers=basic("service"))
+    assert stale.status_code == 401
+    assert stale.json()["error"] == "invalid_client"
+    new_secret = rotated.json()["client_secret"]
+    raw = base64.b64encode(f"service:{new_secret}".encode()).decode()
+    fresh = await identity.http.post(
+        "/token", data=data, headers={"Authorization": f"Basic {raw}"}
+    )
+    assert fresh.status_code == 200
