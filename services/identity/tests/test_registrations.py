@@ -1,5 +1,6 @@
 """The clients file and its secrets: start-up registration and its errors."""
 
+import asyncio
 import subprocess
 import sys
 
@@ -243,3 +244,21 @@ async def test_a_changed_file_updates_its_clients_and_spares_the_others(
     await accounts.authenticate_client("jobs", "rotated-" + JOBS_SECRET, address=None)
     # A client registered through the admin API is not the file's to touch.
     await accounts.authenticate_client("reports", admin_secret, address=None)
+
+
+async def test_two_replicas_starting_together_register_the_file_once(
+    sessions, migrated_url, files
+):
+    clients, secrets = files
+    settings = accounts_settings(
+        migrated_url, clients_file=clients, client_secrets_file=secrets, seed_demo=True
+    )
+    first, second = Accounts(sessions, settings), Accounts(sessions, settings)
+
+    await asyncio.gather(first.start(), second.start())
+
+    listed = await first.list_clients(after=None, limit=10)
+    assert [c.client_id for c in listed] == ["demo-service", "demo-web", "jobs", "web"]
+    assert [u.email for u in await first.list_users(after=None, limit=10)] == [
+        "demo@example.com"
+    ]
