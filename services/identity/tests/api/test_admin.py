@@ -212,6 +212,9 @@ async def test_an_unknown_user_is_404(admin, writer):
     assert patched.status_code == 404
     deleted = await admin.delete("/admin/users/nope", headers=writer)
     assert deleted.status_code == 404
+    disabled = await admin.post("/admin/users/nope/disable", headers=writer)
+    assert disabled.status_code == 404
+    assert disabled.json()["detail"] == "No user has the id 'nope'."
 
 
 async def test_users_list_in_pages_by_cursor(admin, writer):
@@ -508,3 +511,25 @@ async def test_control_characters_are_refused_or_not_found_never_a_500(admin, wr
     )
     assert client.status_code == 422
     assert client.json()["errors"][0]["field"] == "redirect_uris[0]"
+
+
+async def test_clients_list_in_pages_by_cursor(admin, writer):
+    for name in ("c", "a", "d", "b"):
+        await admin.post(
+            "/admin/clients", json={**CONFIDENTIAL, "client_id": name}, headers=writer
+        )
+
+    first = (
+        await admin.get("/admin/clients", params={"limit": 3}, headers=writer)
+    ).json()
+    second = (
+        await admin.get(
+            "/admin/clients",
+            params={"limit": 3, "cursor": first["next_cursor"]},
+            headers=writer,
+        )
+    ).json()
+
+    assert [c["client_id"] for c in first["items"]] == ["a", "b", "c"]
+    assert [c["client_id"] for c in second["items"]] == ["d"]
+    assert second["next_cursor"] is None
