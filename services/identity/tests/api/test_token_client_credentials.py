@@ -198,3 +198,18 @@ async def test_a_wrong_secret_right_after_a_success_is_still_refused(identity):
     assert right.status_code == 200
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"signing_algorithm": "ES256"}])
+async def test_es256_tokens_when_configured(identity):
+    response = await identity.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        headers=basic("service"),
+    )
+    discovery = await identity.http.get("/.well-known/openid-configuration")
+
+    header, claims = _decode(response.json()["access_token"], identity)
+    assert header["alg"] == "ES256"
+    assert claims["aud"] == "orders"
+    assert discovery.json()["id_token_signing_alg_values_supported"] == ["ES256"]

@@ -7,6 +7,7 @@ an automatic rotation, so verifiers that cache the JWKS never meet an unknown
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -15,6 +16,10 @@ from identity.settings import Settings
 from servicekit.database import create_engine
 
 logger = logging.getLogger(__name__)
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 async def rotate_keys(settings: Settings) -> str:
@@ -26,8 +31,8 @@ async def rotate_keys(settings: Settings) -> str:
         created = await store.rotate()
         if created is None:
             pending = max(store.keys, key=lambda key: key.generation)
-            return f"a new key is already pending: {pending.kid} signs from {pending.activates_at:.0f}"
-        return f"new signing key {created.kid} published; it signs from {created.activates_at:.0f}"
+            return f"a new key is already pending: {pending.kid} signs from {_when(pending.activates_at)}"
+        return f"new signing key {created.kid} published; it signs from {_when(created.activates_at)}"
     finally:
         await engine.dispose()
 
