@@ -147,3 +147,31 @@ def test_any_text_as_a_redirect_uri_is_accepted_or_refused_with_a_reason(uri):
         reason = refused.reason
 
     assert reason is None or reason.strip()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        (
+            {"redirect_uris": tuple(f"https://a.example.com/{i}" for i in range(33))},
+            "redirect_uris",
+            "at most 32 URIs",
+        ),
+        (
+            {"redirect_uris": ("https://a.example.com/" + "x" * 2048,)},
+            "redirect_uris[0]",
+            "at most 2048 characters",
+        ),
+        (
+            {"scope": frozenset(f"s{i}" for i in range(65))},
+            "scope",
+            "at most 64 values",
+        ),
+    ],
+    ids=["many-uris", "long-uri", "many-scopes"],
+)
+def test_a_registration_stays_small(changes, field, reason):
+    with pytest.raises(InvalidClientRegistration) as raised:
+        check_client(replace(WEB, **changes))
+
+    assert (raised.value.field, raised.value.reason) == (field, reason)

@@ -22,6 +22,10 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,99}")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _LOOPBACK_HOSTS = frozenset({"localhost"})
+# Bounds that keep one registration small; far above what a real client needs.
+MAX_URIS = 32
+MAX_URI_LENGTH = 2048
+MAX_SCOPES = 64
 # The API each scope prefix belongs to: a client's default `aud` when its
 # registration names none (platform contract: orders is `orders`, identity's
 # admin API is `identity`).
@@ -75,6 +79,8 @@ def check_redirect_uri(field: str, uri: str) -> None:
     https, or http only for a loopback host (RFC 8252 section 7.3), or a
     private-use scheme of a native app in reverse-domain form (section 7.1).
     """
+    if len(uri) > MAX_URI_LENGTH:
+        raise InvalidClientRegistration(field, f"at most {MAX_URI_LENGTH} characters")
     if has_control_characters(uri) or " " in uri:
         raise InvalidClientRegistration(
             field, f"a URI has no spaces or control characters, got {uri!r}"
@@ -118,10 +124,19 @@ def check_client(client: Client) -> Client:
         )
     _check_grants(client)
     _check_auth_method(client)
-    for index, uri in enumerate(client.redirect_uris):
-        check_redirect_uri(f"redirect_uris[{index}]", uri)
-    for index, uri in enumerate(client.post_logout_redirect_uris):
-        check_redirect_uri(f"post_logout_redirect_uris[{index}]", uri)
+    for field, uris in (
+        ("redirect_uris", client.redirect_uris),
+        ("post_logout_redirect_uris", client.post_logout_redirect_uris),
+    ):
+        if len(uris) > MAX_URIS:
+            raise InvalidClientRegistration(field, f"at most {MAX_URIS} URIs")
+        for index, uri in enumerate(uris):
+            check_redirect_uri(f"{field}[{index}]", uri)
+    if len(client.scope) > MAX_SCOPES or len(client.audience) > MAX_SCOPES:
+        raise InvalidClientRegistration(
+            "scope" if len(client.scope) > MAX_SCOPES else "audience",
+            f"at most {MAX_SCOPES} values",
+        )
     for token in sorted(client.scope):
         if not _SCOPE_TOKEN.fullmatch(token):
             raise InvalidClientRegistration(
