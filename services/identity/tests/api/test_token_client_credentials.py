@@ -213,3 +213,18 @@ async def test_es256_tokens_when_configured(identity):
     assert header["alg"] == "ES256"
     assert claims["aud"] == "orders"
     assert discovery.json()["id_token_signing_alg_values_supported"] == ["ES256"]
+
+
+async def test_a_form_that_is_not_utf8_or_too_large_is_invalid_request(identity):
+    form = {**basic("service"), "Content-Type": "application/x-www-form-urlencoded"}
+    latin1 = await identity.http.post(
+        "/token", content=b"grant_type=client_credentials&scope=\xff", headers=form
+    )
+    many = await identity.http.post(
+        "/token", content="&".join(f"f{i}=1" for i in range(101)), headers=form
+    )
+
+    assert latin1.status_code == 400
+    assert latin1.json()["error_description"] == "the form is not UTF-8"
+    assert many.status_code == 400
+    assert many.json()["error_description"] == "the form has more than 100 fields"

@@ -9,7 +9,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import Request
 from starlette.datastructures import FormData, QueryParams
@@ -42,11 +42,14 @@ class Parameters:
             raise InvalidRequest(f"the {repeated[0]} parameter is repeated")
 
 
-def parameters_of(source: QueryParams | FormData) -> Parameters:
+def parameters_of(
+    source: QueryParams | FormData | list[tuple[str, str]],
+) -> Parameters:
     values: dict[str, str] = {}
     repeated: set[str] = set()
     resource: list[str] = []
-    for name, raw in source.multi_items():
+    items = source if isinstance(source, list) else source.multi_items()
+    for name, raw in items:
         if not isinstance(raw, str) or raw == "":
             continue
         if name in REPEATABLE:
@@ -64,7 +67,16 @@ async def form_parameters(request: Request) -> Parameters:
         raise InvalidRequest(
             "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2)"
         )
-    return parameters_of(await request.form())
+    # The body of an OAuth request is a flat form: parse_qsl does it in a
+    # fraction of the time of the general multipart machinery.
+    body = await request.body()
+    try:
+        fields = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=100)
+    except UnicodeDecodeError:
+        raise InvalidRequest("the form is not UTF-8") from None
+    except ValueError:
+        raise InvalidRequest("the form has more than 100 fields") from None
+    return parameters_of(fields)
 
 
 @dataclass(frozen=True)
