@@ -178,3 +178,17 @@ def test_a_kek_of_the_wrong_length_is_refused():
 
     with pytest.raises(ValueError, match="expected 32 bytes once decoded, got 16"):
         Settings(key_encryption_key=short)
+
+
+async def test_the_key_age_gauge_follows_the_active_key(migrated):
+    from prometheus_client import REGISTRY
+
+    engine, store = store_for(migrated)
+    try:
+        await store.maintain()
+        age = REGISTRY.get_sample_value("identity_signing_key_age_seconds")
+    finally:
+        await engine.dispose()
+
+    assert age is not None
+    assert 0 <= age < 60

@@ -71,6 +71,12 @@ class KeyStore:
         self.algorithm = algorithm
         self._keys: list[SigningKey] = []
         self._task: asyncio.Task[None] | None = None
+        metrics.signing_key_age.set_function(self._active_key_age)
+
+    def _active_key_age(self) -> float:
+        now = time.time()
+        key = schedule.active(self._keys, now)
+        return 0.0 if key is None else now - key.activates_at
 
     @property
     def keys(self) -> Sequence[SigningKey]:
@@ -204,6 +210,3 @@ class KeyStore:
                 )
             loaded.append(key)
         self._keys = loaded
-        active = schedule.active(loaded, now)
-        if active is not None:
-            metrics.signing_key_age.set(now - active.activates_at)
