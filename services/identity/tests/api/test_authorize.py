@@ -316,3 +316,13 @@ async def test_logout_without_a_redirect_shows_the_signed_out_page(identity):
     assert response.status_code == 200
     assert "You are signed out" in response.text
     assert urlsplit(str(response.url)).path == "/logout"
+
+
+async def test_empty_parameters_count_as_absent(identity):
+    response = await identity.authorize(prompt="none", state="", nonce="", max_age="")
+
+    assert redirect_params(response) == {
+        "error": "login_required",
+        "error_description": "the user is not signed in",
+        "iss": ISSUER,
+    }
