@@ -57,8 +57,9 @@ def test_a_bad_kek_is_refused_without_echoing_it():
     )
 
     assert finished.returncode == 2
-    assert (
-        "IDENTITY_KEY_ENCRYPTION_KEY: Value error, expected 32 bytes" in finished.stderr
+    assert finished.stderr.strip() == (
+        "identity: invalid configuration: IDENTITY_KEY_ENCRYPTION_KEY: Value error, "
+        "expected 32 bytes once decoded, got 5 (given a value of 8 characters, not shown)"
     )
 
 
