@@ -1,7 +1,9 @@
 """The services as real processes on loopback, as `make run` starts them."""
 
+import base64
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -102,6 +104,13 @@ def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+# A confidential client every started platform registers, so that tests can
+# get a client-credentials token from identity (see :func:`service_token`).
+TEST_CLIENT_ID = "platform-tests"
+TEST_CLIENT_SECRET = "platform-tests-secret-" + "x" * 32
+TEST_CLIENT_SCOPE = "orders:read orders:write orders:admin users:read users:write"
+
+
 @dataclass
 class Platform:
     """identity, orders and the gateway, started together."""
@@ -109,6 +118,8 @@ class Platform:
     identity: ServiceProcess
     orders: ServiceProcess
     gateway: ServiceProcess
+    client_id: str = TEST_CLIENT_ID
+    client_secret: str = field(default=TEST_CLIENT_SECRET, repr=False)
 
     @property
     def public_url(self) -> str:
@@ -116,6 +127,55 @@ class Platform:
 
     def services(self) -> list[ServiceProcess]:
         return [self.identity, self.orders, self.gateway]
+
+
+def service_token(
+    platform: Platform, scope: str = "orders:read", resource: str | None = None
+) -> str:
+    """A client-credentials access token of the platform's test client."""
+    data = {"grant_type": "client_credentials", "scope": scope}
+    if resource is not None:
+        data["resource"] = resource
+    response = httpx.post(
+        f"{platform.identity.base_url}/token",
+        data=data,
+        auth=(platform.client_id, platform.client_secret),
+        timeout=10,
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def write_identity_clients(
+    folder: Path, clients: list[dict[str, Any]] | None = None
+) -> tuple[Path, Path]:
+    """identity's clients file and secrets file: the test client plus ``clients``.
+
+    ``clients`` entries may carry a ``client_secret``; it goes to the secrets file.
+    """
+    import yaml
+
+    registered: list[dict[str, Any]] = [
+        {
+            "client_id": TEST_CLIENT_ID,
+            "client_type": "confidential",
+            "grant_types": ["client_credentials"],
+            "scope": TEST_CLIENT_SCOPE,
+        }
+    ]
+    secret_of = {TEST_CLIENT_ID: TEST_CLIENT_SECRET}
+    for client in clients or []:
+        entry = dict(client)
+        secret = entry.pop("client_secret", None)
+        if secret is not None:
+            secret_of[entry["client_id"]] = secret
+        registered.append(entry)
+    clients_file = folder / "identity-clients.yaml"
+    clients_file.write_text(yaml.safe_dump({"clients": registered}))
+    secrets_file = folder / "identity-client-secrets.yaml"
+    secrets_file.write_text(yaml.safe_dump(secret_of))
+    return clients_file, secrets_file
 
 
 def write_routes(
@@ -144,8 +204,13 @@ def start_platform(
     extra_upstreams: Mapping[str, str] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
     env: Mapping[str, str] | None = None,
+    identity_clients: list[dict[str, Any]] | None = None,
 ) -> Platform:
-    """Start the three services with SQLite databases in ``folder``."""
+    """Start the three services with SQLite databases in ``folder``.
+
+    identity registers the test client (:func:`service_token`) and
+    ``identity_clients``, and gets a key-encryption key of its own.
+    """
     ports = {name: free_port() for name in ("identity", "orders", "gateway")}
     issuer = f"http://127.0.0.1:{ports['gateway']}/auth"
     identity_url = f"http://127.0.0.1:{ports['identity']}"
@@ -159,6 +224,7 @@ def start_platform(
         [*(extra_routes or []), *DEFAULT_ROUTES],
     )
     common = dict(env or {})
+    clients_file, secrets_file = write_identity_clients(folder, identity_clients)
     identity = ServiceProcess(
         "identity",
         ports["identity"],
@@ -168,6 +234,11 @@ def start_platform(
                 "IDENTITY_PORT": str(ports["identity"]),
                 "IDENTITY_ISSUER": issuer,
                 "IDENTITY_DATABASE_URL": f"sqlite:///{folder / 'identity.db'}",
+                "IDENTITY_KEY_ENCRYPTION_KEY": base64.b64encode(
+                    secrets.token_bytes(32)
+                ).decode(),
+                "IDENTITY_CLIENTS_FILE": str(clients_file),
+                "IDENTITY_CLIENT_SECRETS_FILE": str(secrets_file),
                 **common,
             }
         ),

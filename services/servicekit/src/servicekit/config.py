@@ -20,6 +20,16 @@ class ConfigurationError(ValueError):
     """The configuration cannot be used; the message says which part and why."""
 
 
+# Variables whose values are secrets: a bad one is described, never echoed.
+_SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN")
+
+
+def _shown(variable: str, given: str) -> str:
+    if any(word in variable.split("_") for word in _SECRET_WORDS):
+        return f"a value of {len(given)} characters, not shown"
+    return repr(given)
+
+
 def describe_settings_errors(
     cls: type[BaseSettings], exc: ValidationError
 ) -> list[str]:
@@ -30,7 +40,7 @@ def describe_settings_errors(
         field = str(error["loc"][0]) if error["loc"] else ""
         variable = f"{prefix}{field}".upper()
         given = os.environ.get(variable)
-        shown = "nothing" if given is None else repr(given)
+        shown = "nothing" if given is None else _shown(variable, given)
         lines.append(f"{variable}: {error['msg']} (given {shown})")
     return lines
 

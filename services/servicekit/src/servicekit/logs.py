@@ -80,3 +80,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+
+    # aiosqlite logs every statement with its parameters at DEBUG: password
+    # hashes, hashed tokens, what people typed into a login form. Never that.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
