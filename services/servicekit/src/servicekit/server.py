@@ -5,10 +5,16 @@ requests finish; the grace period here bounds how long that may take, and must
 stay below Kubernetes' ``terminationGracePeriodSeconds``.
 """
 
+import logging
+import sys
 from collections.abc import Sequence
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from servicekit.metrics import MetricsServer
+
+logger = logging.getLogger(__name__)
 
 
 def serve(
@@ -18,8 +24,13 @@ def serve(
     port: int,
     trusted_proxies: Sequence[str] = ("127.0.0.1",),
     graceful_shutdown_seconds: int = 20,
+    metrics_port: int | None = None,
 ) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then drain and return."""
+    """Serve ``app`` until SIGTERM or SIGINT, then drain and return.
+
+    With ``metrics_port``, Prometheus metrics are served on ``host`` at that
+    port for exactly as long as the app is.
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -34,4 +45,20 @@ def serve(
         # always closes an idle connection before this server does.
         timeout_keep_alive=15,
     )
-    uvicorn.Server(config).run()
+    metrics = MetricsServer(host, metrics_port) if metrics_port is not None else None
+    if metrics is not None:
+        try:
+            metrics.start()
+        except OSError as exc:
+            # As uvicorn does for its own port: a service nobody can scrape
+            # would run unobserved, so it does not start.
+            logger.error(
+                "metrics port unavailable",
+                extra={"host": host, "port": metrics_port, "error": str(exc)},
+            )
+            sys.exit(1)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if metrics is not None:
+            metrics.stop()
