@@ -119,6 +119,9 @@ class RequestContextMiddleware:
                 ]
                 headers.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
                 message["headers"] = headers
+                # Now, not after the answer: the tracing middleware ends the
+                # server span with the last body chunk.
+                name_server_span(method_label(scope["method"]), route_template(scope))
             await send(message)
 
         try:
@@ -136,7 +139,6 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
-            name_server_span(method_label(scope["method"]), route)
             if metrics is not None:
                 metrics.observe(scope["method"], route, status, elapsed)
                 metrics.in_flight.dec()

@@ -1,0 +1,179 @@
+"""One request through the gateway is one trace across the services it reaches.
+
+The services export over OTLP/HTTP to a receiver started by the test; spans
+are linked through W3C ``traceparent``, and log lines carry the same ids.
+"""
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.processes import Platform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+
+def tracing_environment(receiver: OtlpReceiver) -> dict[str, str]:
+    """What a deployment sets to send traces to a collector, plus a short batch."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # Milliseconds: export promptly so that the test does not wait 5 s.
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+
+
+@pytest.fixture
+def traced_platform(tmp_path: Path, otlp_receiver: OtlpReceiver) -> Iterator[Platform]:
+    with running_platform(tmp_path, env=tracing_environment(otlp_receiver)) as running:
+        yield running
+
+
+def only(spans: list[ReceivedSpan], **wanted: str | None) -> ReceivedSpan:
+    """The one span with the given fields; fails naming what was there."""
+    found = [
+        span
+        for span in spans
+        if all(getattr(span, key) == value for key, value in wanted.items())
+    ]
+    assert len(found) == 1, f"{wanted} matched {found} among {spans}"
+    return found[0]
+
+
+def children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
+    return [span for span in spans if span.parent_span_id == parent.span_id]
+
+
+def descendants(spans: list[ReceivedSpan], root: ReceivedSpan) -> list[ReceivedSpan]:
+    found = []
+    frontier = [root]
+    while frontier:
+        below = [span for parent in frontier for span in children(spans, parent)]
+        found.extend(below)
+        frontier = below
+    return found
+
+
+def access_line(platform: Platform, service: str, request_id: str) -> dict[str, object]:
+    process = {s.name: s for s in platform.services()}[service]
+    lines = [
+        line
+        for line in process.log_lines()
+        if line["request_id"] == request_id and line["event"] == "request"
+    ]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_request_to_identity_is_one_trace_from_gateway_to_database(
+    traced_platform, otlp_receiver
+):
+    response = httpx.get(
+        f"{traced_platform.public_url}/auth/readyz",
+        headers={"X-Request-ID": "trace-identity-1"},
+    )
+    assert response.status_code == 200
+
+    trace_id = str(
+        access_line(traced_platform, "gateway", "trace-identity-1")["trace_id"]
+    )
+    otlp_receiver.wait_for(
+        lambda spans: (
+            any(
+                s.trace_id == trace_id
+                and s.service == "identity"
+                and s.kind == "server"
+                for s in spans
+            )
+            and any(
+                s.trace_id == trace_id and "db.system" in s.attributes for s in spans
+            )
+        )
+    )
+    spans = otlp_receiver.trace(trace_id)
+
+    gateway_server = only(spans, service="gateway", kind="server")
+    assert gateway_server.name == "GET /auth/*"
+    assert gateway_server.parent_span_id is None
+    assert gateway_server.attributes["http.route"] == "/auth/*"
+    gateway_client = only(children(spans, gateway_server), kind="client")
+    assert gateway_client.service == "gateway"
+    identity_server = only(children(spans, gateway_client), kind="server")
+    assert identity_server.service == "identity"
+    assert identity_server.name == "GET /readyz"
+    database = [
+        s for s in descendants(spans, identity_server) if "db.system" in s.attributes
+    ]
+    assert database, f"no database span under {identity_server}"
+    assert {s.attributes["db.system"] for s in database} == {"sqlite"}
+    assert all(s.service == "identity" for s in database)
+    # Exactly one trace holds identity's answer to this request.
+    identity_readyz = [
+        s
+        for s in otlp_receiver.spans
+        if s.service == "identity" and s.kind == "server" and s.name == "GET /readyz"
+    ]
+    assert identity_readyz == [identity_server]
+
+
+def test_a_request_to_orders_continues_the_callers_trace(
+    traced_platform, otlp_receiver
+):
+    trace_id = secrets.token_hex(16)
+    caller_span_id = secrets.token_hex(8)
+    query_secret = secrets.token_urlsafe(16)
+
+    response = httpx.get(
+        f"{traced_platform.public_url}/orders/no-such-order?code={query_secret}",
+        headers={
+            "traceparent": f"00-{trace_id}-{caller_span_id}-01",
+            "X-Request-ID": "trace-orders-1",
+        },
+    )
+    assert response.status_code == 404
+
+    otlp_receiver.wait_for(
+        lambda spans: (
+            {("gateway", "server"), ("orders", "server")}
+            <= {(s.service, s.kind) for s in spans if s.trace_id == trace_id}
+        )
+    )
+    spans = otlp_receiver.trace(trace_id)
+
+    gateway_server = only(spans, service="gateway", kind="server")
+    assert gateway_server.parent_span_id == caller_span_id
+    assert gateway_server.name == "GET /orders/*"
+    gateway_client = only(children(spans, gateway_server), kind="client")
+    orders_server = only(children(spans, gateway_client), kind="server")
+    assert orders_server.service == "orders"
+    # orders has no route for the path: the span is named by method alone.
+    assert orders_server.name == "GET"
+    assert "http.route" not in orders_server.attributes
+    # Queries may carry codes; spans leave for another system without them.
+    assert not [s for s in spans if query_secret in repr(s.attributes)]
+
+    for service, server_span in (
+        ("gateway", gateway_server),
+        ("orders", orders_server),
+    ):
+        line = access_line(traced_platform, service, "trace-orders-1")
+        assert (line["trace_id"], line["span_id"]) == (trace_id, server_span.span_id)
+
+
+def test_every_log_line_written_inside_a_request_carries_trace_ids(
+    traced_platform, otlp_receiver
+):
+    httpx.get(f"{traced_platform.public_url}/auth/no-such-page")
+    httpx.get(f"{traced_platform.public_url}/orders/x")
+    httpx.get(f"{traced_platform.public_url}/nothing-here")
+
+    for service in traced_platform.services():
+        inside = [line for line in service.log_lines() if line["request_id"]]
+        assert inside, f"{service.name} logged nothing inside a request"
+        for line in inside:
+            assert len(str(line["trace_id"])) == 32, line
+            assert len(str(line["span_id"])) == 16, line
