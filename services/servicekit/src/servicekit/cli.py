@@ -48,14 +48,12 @@ def run_service(
         telemetry = configure_telemetry(service)
     except ConfigurationError as exc:
         exit_on_configuration_error(service, [str(exc)])
-    try:
-        serve(
-            telemetry.instrument_app(create_app(settings)),
-            host=settings.host,
-            port=settings.port,
-            trusted_proxies=settings.trusted_proxies,
-            graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
-            metrics_port=settings.metrics_port,
-        )
-    finally:
-        telemetry.shutdown()
+    serve(
+        telemetry.instrument_app(create_app(settings)),
+        host=settings.host,
+        port=settings.port,
+        trusted_proxies=settings.trusted_proxies,
+        graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+        metrics_port=settings.metrics_port,
+        after_shutdown=[telemetry.shutdown],
+    )

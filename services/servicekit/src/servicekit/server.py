@@ -5,9 +5,11 @@ requests finish; the grace period here bounds how long that may take, and must
 stay below Kubernetes' ``terminationGracePeriodSeconds``.
 """
 
+import asyncio
 import logging
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -15,6 +17,29 @@ from starlette.types import ASGIApp
 from servicekit.metrics import MetricsServer
 
 logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, running ``after_shutdown`` once it has drained.
+
+    uvicorn re-raises the signal that stopped it as soon as it returns, which
+    ends the process before code after ``run()`` could flush anything; this
+    hook runs while the process still lives.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, after_shutdown: Sequence[Callable[[], None]]
+    ) -> None:
+        super().__init__(config)
+        self.after_shutdown = after_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        for callback in self.after_shutdown:
+            try:
+                await asyncio.to_thread(callback)
+            except Exception:
+                logger.exception("shutdown step failed")
 
 
 def serve(
@@ -25,11 +50,13 @@ def serve(
     trusted_proxies: Sequence[str] = ("127.0.0.1",),
     graceful_shutdown_seconds: int = 20,
     metrics_port: int | None = None,
+    after_shutdown: Sequence[Callable[[], None]] = (),
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then drain and return.
 
     With ``metrics_port``, Prometheus metrics are served on ``host`` at that
-    port for exactly as long as the app is.
+    port for exactly as long as the app is. ``after_shutdown`` callbacks (such
+    as flushing buffered spans) run once requests have drained.
     """
     config = uvicorn.Config(
         app,
@@ -57,8 +84,10 @@ def serve(
                 extra={"host": host, "port": metrics_port, "error": str(exc)},
             )
             sys.exit(1)
+    steps = [*after_shutdown, *([metrics.stop] if metrics is not None else [])]
     try:
-        uvicorn.Server(config).run()
+        _Server(config, steps).run()
     finally:
-        if metrics is not None:
-            metrics.stop()
+        # Also when uvicorn returns without a signal (start-up failed).
+        for step in steps:
+            step()

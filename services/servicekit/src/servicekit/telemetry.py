@@ -176,9 +176,14 @@ class Telemetry:
         )
 
     def shutdown(self) -> None:
-        """Export what is still buffered; called once the server has drained."""
-        if self.provider is not None:
-            self.provider.shutdown()
+        """Export what is still buffered; called once the server has drained.
+
+        Safe to call twice: the provider is forgotten once shut down.
+        """
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            provider.shutdown()
+            logger.info("tracing stopped")
 
 
 def _service_version(service: str) -> str | None:
