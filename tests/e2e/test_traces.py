@@ -5,6 +5,8 @@ are linked through W3C ``traceparent``, and log lines carry the same ids.
 """
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
-from tests.support.processes import Platform, running_platform
+from tests.support.processes import Platform, running_platform, service_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +179,70 @@ def test_every_log_line_written_inside_a_request_carries_trace_ids(
         for line in inside:
             assert len(str(line["trace_id"])) == 32, line
             assert len(str(line["span_id"])) == 16, line
+
+
+# What the gateway and orders do with their clients, in a process configured
+# the way run_service configures a service.
+CLIENTS_SCRIPT = """
+import asyncio
+import sys
+
+import redis.asyncio
+
+from servicekit.jwks import JwksCache
+from servicekit.telemetry import configure_telemetry
+
+telemetry = configure_telemetry("gateway")
+
+
+async def main() -> None:
+    client = redis.asyncio.Redis.from_url(sys.argv[1])
+    await client.set("traced", "1")
+    await client.aclose()
+    cache = JwksCache(
+        sys.argv[2],
+        algorithms=["RS256"],
+        ttl_seconds=60,
+        refetch_cooldown_seconds=1,
+        http_timeout_seconds=5,
+    )
+    await cache.refresh()
+    await cache.close()
+
+
+asyncio.run(main())
+telemetry.shutdown()
+"""
+
+
+def test_redis_commands_and_jwks_fetches_are_client_spans(
+    otlp_receiver, redis_server, jwks_server
+):
+    finished = subprocess.run(
+        [sys.executable, "-c", CLIENTS_SCRIPT, redis_server.url, jwks_server.url],
+        env=service_environment(tracing_environment(otlp_receiver)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+
+    spans = otlp_receiver.wait_for(
+        lambda spans: (
+            {"redis", "http"}
+            <= {
+                "redis" if s.attributes.get("db.system") == "redis" else "http"
+                for s in spans
+                if s.kind == "client"
+            }
+        )
+    )
+    redis_span = only(spans, name="SET")
+    assert redis_span.attributes["db.system"] == "redis"
+    jwks_span = only(
+        [s for s in spans if "db.system" not in s.attributes], kind="client"
+    )
+    assert jwks_span.attributes["http.url"] == jwks_server.url
+    assert jwks_span.attributes["http.status_code"] == 200
+    assert {s.service for s in spans} == {"gateway"}
