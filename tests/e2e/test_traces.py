@@ -7,6 +7,7 @@ are linked through W3C ``traceparent``, and log lines carry the same ids.
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,13 +61,25 @@ def descendants(spans: list[ReceivedSpan], root: ReceivedSpan) -> list[ReceivedS
     return found
 
 
-def access_line(platform: Platform, service: str, request_id: str) -> dict[str, object]:
+def access_line(
+    platform: Platform, service: str, request_id: str, timeout: float = 10.0
+) -> dict[str, object]:
+    """The access log line of ``request_id``, once written.
+
+    It is written after the answer is sent, so a client may see the answer
+    first.
+    """
     process = {s.name: s for s in platform.services()}[service]
-    lines = [
-        line
-        for line in process.log_lines()
-        if line["request_id"] == request_id and line["event"] == "request"
-    ]
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            line
+            for line in process.log_lines()
+            if line["request_id"] == request_id and line["event"] == "request"
+        ]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -173,6 +186,9 @@ def test_every_log_line_written_inside_a_request_carries_trace_ids(
     httpx.get(f"{traced_platform.public_url}/orders/x")
     httpx.get(f"{traced_platform.public_url}/nothing-here")
 
+    # Stopping flushes every line; what is checked is then complete.
+    for service in reversed(traced_platform.services()):
+        service.stop()
     for service in traced_platform.services():
         inside = [line for line in service.log_lines() if line["request_id"]]
         assert inside, f"{service.name} logged nothing inside a request"
