@@ -262,3 +262,30 @@ def test_redis_commands_and_jwks_fetches_are_client_spans(
     assert jwks_span.attributes["http.url"] == jwks_server.url
     assert jwks_span.attributes["http.status_code"] == 200
     assert {s.service for s in spans} == {"gateway"}
+
+
+def test_an_unusable_otlp_setting_stops_the_service_naming_the_variable(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-m", "orders"],
+        env=service_environment(
+            {
+                "ORDERS_PORT": "8001",
+                "ORDERS_ISSUER": "http://127.0.0.1:8080/auth",
+                "ORDERS_JWKS_URL": "http://127.0.0.1:8000/.well-known/jwks.json",
+                "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orders.db'}",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 2
+    assert finished.stderr == (
+        "orders: invalid configuration: OTEL_EXPORTER_OTLP_PROTOCOL: only "
+        "'http/protobuf' is supported (given 'grpc'); point it at the "
+        "collector's OTLP/HTTP port\n"
+    )

@@ -93,6 +93,12 @@ def test_tracing_is_requested_only_with_an_endpoint(environ, requested):
             id="grpc",
         ),
         pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT: expected an absolute http(s) URL such as "
+            "http://otel-collector:4318 (given 'collector:4318')",
+            id="relative-endpoint",
+        ),
+        pytest.param(
             {"OTEL_TRACES_EXPORTER": "console"},
             "OTEL_TRACES_EXPORTER: only 'otlp' or 'none' is supported "
             "(given 'console')",

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -77,7 +78,19 @@ def tracing_requested(environ: Mapping[str, str]) -> bool:
                 f"(given {protocol!r}); point it at the collector's OTLP/HTTP port"
             )
 
-    return any(environ.get(variable, "").strip() for variable in _ENDPOINT_VARIABLES)
+    requested = False
+    for variable in _ENDPOINT_VARIABLES:
+        endpoint = environ.get(variable, "").strip()
+        if not endpoint:
+            continue
+        parsed = urlsplit(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                f"{variable}: expected an absolute http(s) URL such as "
+                f"http://otel-collector:4318 (given {endpoint!r})"
+            )
+        requested = True
+    return requested
 
 
 def service_resource(service: str, version: str | None) -> Resource:
