@@ -124,6 +124,9 @@ def test_no_secret_appears_in_any_log_line_or_span(hygiene_platform, otlp_receiv
     for flow_name, flow in FLOWS.items():
         for value in flow(hygiene_platform):
             sent[value] = flow_name
+    # Stopping writes every pending line and exports every buffered span.
+    for service in reversed(hygiene_platform.services()):
+        service.stop()
     requests_logged = sum(
         line["event"] == "request" for line in hygiene_platform.gateway.log_lines()
     )
@@ -134,8 +137,6 @@ def test_no_secret_appears_in_any_log_line_or_span(hygiene_platform, otlp_receiv
             >= requests_logged
         )
     )
-    for service in reversed(hygiene_platform.services()):
-        service.stop()
 
     leaks: list[str] = []
     for service in hygiene_platform.services():
