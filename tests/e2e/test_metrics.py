@@ -75,7 +75,10 @@ def test_prometheus_sees_every_service_and_the_request_series_move(platform, tmp
         assert 0 < quantile < 60
 
         for job in ("identity", "orders", "gateway"):
-            assert prometheus.value(f'http_requests_in_flight{{job="{job}"}}') == 0
+            # Eventually: the gauge falls after the answer is sent.
+            prometheus.wait_for(
+                f'http_requests_in_flight{{job="{job}"}}', lambda value: value == 0
+            )
             assert prometheus.value(f'process_resident_memory_bytes{{job="{job}"}}')
             assert prometheus.value(f'python_info{{job="{job}"}}') == 1
 
