@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from starlette.types import ASGIApp, Scope
 
 from servicekit.config import ConfigurationError
+from servicekit.metrics import method_label
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _drop_query_from_server_span(span: trace.Span, scope: dict[str, Any]) -> Non
 def _initial_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
     # The route is not matched yet; name_server_span renames the span once it
     # is, and the raw path never becomes a span name (it may hold ids).
-    return str(scope.get("method", "HTTP")), {}
+    return method_label(str(scope.get("method", ""))), {}
 
 
 def name_server_span(method: str, route: str) -> None:
