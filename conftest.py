@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.servers",
     "tests.support.processes",
     "tests.support.tokens",
+    "tests.support.otlp",
 ]

@@ -5,10 +5,12 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,11 @@ class ServiceProcess:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus endpoint: the service port + 1000 (servicekit.metrics)."""
+        return f"http://127.0.0.1:{self.port + 1000}/metrics"
 
     def start(self, *args: str, timeout: float = 30.0) -> None:
         """Start the process and wait until ``/healthz`` answers."""
@@ -178,6 +185,19 @@ def write_identity_clients(
     return clients_file, secrets_file
 
 
+def free_service_port() -> int:
+    """A free loopback port whose metrics port (+1000) is free as well."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port p with p + 1000 also free")
+
+
 def write_routes(
     path: Path, upstreams: Mapping[str, str], routes: list[dict[str, Any]]
 ) -> Path:
@@ -211,7 +231,7 @@ def start_platform(
     identity registers the test client (:func:`service_token`) and
     ``identity_clients``, and gets a key-encryption key of its own.
     """
-    ports = {name: free_port() for name in ("identity", "orders", "gateway")}
+    ports = {name: free_service_port() for name in ("identity", "orders", "gateway")}
     issuer = f"http://127.0.0.1:{ports['gateway']}/auth"
     identity_url = f"http://127.0.0.1:{ports['identity']}"
     routes_file = write_routes(
@@ -278,6 +298,25 @@ def start_platform(
     for service in platform.services():
         service.start()
     return platform
+
+
+@contextmanager
+def running_platform(
+    folder: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str] | None = None,
+    extra_routes: list[dict[str, Any]] | None = None,
+) -> Iterator[Platform]:
+    """:func:`start_platform` with ``env`` for every service, stopped on exit."""
+    running = start_platform(
+        folder, env=env, extra_upstreams=extra_upstreams, extra_routes=extra_routes
+    )
+    try:
+        yield running
+    finally:
+        for service in reversed(running.services()):
+            service.stop()
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 from starlette.middleware import Middleware
 
 from servicekit.health import ReadinessCheck, health_router
+from servicekit.metrics import METRICS_PORT_OFFSET, HttpMetrics, http_metrics
 from servicekit.problems import install_problem_handlers
 from servicekit.requests import RequestContextMiddleware
 
@@ -39,6 +40,21 @@ class ServiceSettings(BaseSettings):
         20, gt=0, description="How long in-flight requests may run after SIGTERM."
     )
 
+    @field_validator("port")
+    @classmethod
+    def _metrics_port_exists(cls, port: int) -> int:
+        if port + METRICS_PORT_OFFSET > 65535:
+            raise ValueError(
+                f"the metrics port is the port + {METRICS_PORT_OFFSET}, so the port "
+                f"must be at most {65535 - METRICS_PORT_OFFSET}"
+            )
+        return port
+
+    @property
+    def metrics_port(self) -> int:
+        """Where Prometheus scrapes this service: never the public port."""
+        return self.port + METRICS_PORT_OFFSET
+
 
 def service_app(
     *,
@@ -48,20 +64,37 @@ def service_app(
     lifespan: Lifespan,
     readiness: Mapping[str, ReadinessCheck],
     inner_middleware: Sequence[Middleware] = (),
+    metrics: HttpMetrics | None = None,
 ) -> FastAPI:
     """A FastAPI app with problem details, request ids, access log and health.
 
     ``inner_middleware`` runs inside the request-id middleware, so what it logs
-    and answers carries the request id.
+    and answers carries the request id. ``metrics`` defaults to the process's
+    HTTP metrics in prometheus-client's default registry.
     """
     app = FastAPI(
-        title=title, version=version, description=description, lifespan=lifespan
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        # servicekit.telemetry traces requests with the OpenTelemetry ASGI
+        # middleware around the app; FastAPI's own spans would duplicate every
+        # server span, and its environment auto-configuration would export
+        # without servicekit's resource and sampler.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "auto_configure": False,
+        },
     )
     install_problem_handlers(app)
     app.include_router(health_router(readiness))
     for middleware in reversed(inner_middleware):
         app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(
-        RequestContextMiddleware, skip_access_log=frozenset({"/healthz", "/readyz"})
+        RequestContextMiddleware,
+        skip_access_log=frozenset({"/healthz", "/readyz"}),
+        metrics=metrics if metrics is not None else http_metrics(),
     )
     return app

@@ -8,9 +8,14 @@ from typing import TypeVar
 from starlette.types import ASGIApp
 
 from servicekit.application import ServiceSettings
-from servicekit.config import load_settings
+from servicekit.config import (
+    ConfigurationError,
+    exit_on_configuration_error,
+    load_settings,
+)
 from servicekit.logs import configure_logging
 from servicekit.server import serve
+from servicekit.telemetry import configure_telemetry
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -39,11 +44,18 @@ def run_service(
         logger.info("database migrated")
         return
 
+    try:
+        # Before the app, so that its engines and clients are instrumented.
+        telemetry = configure_telemetry(service)
+    except ConfigurationError as exc:
+        exit_on_configuration_error(service, [str(exc)])
     serve(
-        create_app(settings),
+        telemetry.instrument_app(create_app(settings)),
         host=settings.host,
         port=settings.port,
         trusted_proxies=settings.trusted_proxies,
         graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
         proxy_headers=proxy_headers,
+        metrics_port=settings.metrics_port,
+        after_shutdown=[telemetry.shutdown],
     )

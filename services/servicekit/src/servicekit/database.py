@@ -13,7 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from servicekit.config import ConfigurationError
@@ -67,20 +68,23 @@ def create_engine(
     database_url = async_database_url(url)
     _ensure_sqlite_folder(database_url)
 
+    # Looked up at call time, so that the OpenTelemetry SQLAlchemy
+    # instrumentation (which wraps the module's function) traces the engine.
+    create = sqlalchemy_asyncio.create_async_engine
     if database_url.get_backend_name() == "sqlite":
         if sqlite_pool_size > 0:
-            engine = create_async_engine(
+            engine = create(
                 database_url,
                 poolclass=AsyncAdaptedQueuePool,
                 pool_size=sqlite_pool_size,
                 max_overflow=sqlite_pool_size,
             )
         else:
-            engine = create_async_engine(database_url, poolclass=NullPool)
+            engine = create(database_url, poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_safety)
         return engine
 
-    return create_async_engine(
+    return create(
         database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
 

@@ -5,10 +5,41 @@ requests finish; the grace period here bounds how long that may take, and must
 stay below Kubernetes' ``terminationGracePeriodSeconds``.
 """
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Callable, Sequence
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from servicekit.metrics import MetricsServer
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, running ``after_shutdown`` once it has drained.
+
+    uvicorn re-raises the signal that stopped it as soon as it returns, which
+    ends the process before code after ``run()`` could flush anything; this
+    hook runs while the process still lives.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, after_shutdown: Sequence[Callable[[], None]]
+    ) -> None:
+        super().__init__(config)
+        self.after_shutdown = after_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        for callback in self.after_shutdown:
+            try:
+                await asyncio.to_thread(callback)
+            except Exception:
+                logger.exception("shutdown step failed")
 
 
 def serve(
@@ -19,11 +50,16 @@ def serve(
     trusted_proxies: Sequence[str] = ("127.0.0.1",),
     graceful_shutdown_seconds: int = 20,
     proxy_headers: bool = True,
+    metrics_port: int | None = None,
+    after_shutdown: Sequence[Callable[[], None]] = (),
 ) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then drain and return.
 
     ``proxy_headers=False`` leaves ``X-Forwarded-*`` to the application (the
-    gateway), which then sees the real peer address.
+    gateway), which then sees the real peer address. With ``metrics_port``,
+    Prometheus metrics are served on ``host`` at that port for exactly as long
+    as the app is. ``after_shutdown`` callbacks (such as flushing buffered
+    spans) run once requests have drained.
     """
     config = uvicorn.Config(
         app,
@@ -39,4 +75,22 @@ def serve(
         # always closes an idle connection before this server does.
         timeout_keep_alive=15,
     )
-    uvicorn.Server(config).run()
+    metrics = MetricsServer(host, metrics_port) if metrics_port is not None else None
+    if metrics is not None:
+        try:
+            metrics.start()
+        except OSError as exc:
+            # As uvicorn does for its own port: a service nobody can scrape
+            # would run unobserved, so it does not start.
+            logger.error(
+                "metrics port unavailable",
+                extra={"host": host, "port": metrics_port, "error": str(exc)},
+            )
+            sys.exit(1)
+    steps = [*after_shutdown, *([metrics.stop] if metrics is not None else [])]
+    try:
+        _Server(config, steps).run()
+    finally:
+        # Also when uvicorn returns without a signal (start-up failed).
+        for step in steps:
+            step()
