@@ -50,4 +50,10 @@ class Cursor:
             raise InvalidCursor(
                 "not a cursor this API issued; pass next_cursor from a page as is"
             )
-        return cls(created_at.astimezone(UTC), order_id)
+        try:
+            return cls(created_at.astimezone(UTC), order_id)
+        except OverflowError as exc:
+            # 0001-01-01T00:00+01:00 is a valid ISO time but before year 1 in UTC.
+            raise InvalidCursor(
+                "not a cursor this API issued; pass next_cursor from a page as is"
+            ) from exc
