@@ -98,12 +98,8 @@ def test_a_request_to_identity_is_one_trace_from_gateway_to_database(
     )
     otlp_receiver.wait_for(
         lambda spans: (
-            any(
-                s.trace_id == trace_id
-                and s.service == "identity"
-                and s.kind == "server"
-                for s in spans
-            )
+            {("gateway", "server"), ("identity", "server")}
+            <= {(s.service, s.kind) for s in spans if s.trace_id == trace_id}
             and any(
                 s.trace_id == trace_id and "db.system" in s.attributes for s in spans
             )
