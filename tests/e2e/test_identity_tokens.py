@@ -119,6 +119,15 @@ async def test_a_code_flow_through_the_gateway_with_authlib(tmp_path):
         for service in reversed(running.services()):
             service.stop()
 
+    logs = "".join(service.log_path.read_text() for service in running.services())
+    for secret in (
+        returned["code"][0],
+        token["access_token"],
+        token["refresh_token"],
+        token["id_token"],
+        RP_SECRET,
+    ):
+        assert secret not in logs
     assert unescape(action.group(1)) == f"{issuer}/login"
     assert returned["iss"] == [issuer]
     assert verified.client_id == "e2e-rp"

@@ -1,5 +1,7 @@
 """Throttling of failed logins and client authentication, in the database."""
 
+import asyncio
+
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -269,3 +271,17 @@ async def test_purging_forgets_only_counters_that_mean_nothing_any_more(
     )
     assert state.counted == {ThrottleKind.LOGIN_ADDRESS}
     assert await throttle.record_failure(ThrottleKind.LOGIN_ADDRESS, "10.0.0.3", 5) == 2
+
+
+async def test_concurrent_failures_are_all_counted(sessions, clock):
+    replicas = [Throttle(sessions, window_seconds=60, clock=clock) for _ in range(4)]
+
+    counts = await asyncio.gather(
+        *(
+            replicas[i % 4].record_failure(ThrottleKind.CLIENT, "reports", 100)
+            for i in range(20)
+        )
+    )
+
+    # Every increment is atomic: twenty failures, twenty distinct counts.
+    assert sorted(counts) == list(range(1, 21))

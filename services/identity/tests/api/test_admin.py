@@ -533,3 +533,33 @@ async def test_clients_list_in_pages_by_cursor(admin, writer):
     assert [c["client_id"] for c in first["items"]] == ["a", "b", "c"]
     assert [c["client_id"] for c in second["items"]] == ["d"]
     assert second["next_cursor"] is None
+
+
+async def test_a_public_client_made_confidential_gets_its_secret_in_that_answer(
+    admin, writer
+):
+    await admin.post(
+        "/admin/clients",
+        json={
+            "client_id": "tool",
+            "client_type": "public",
+            "redirect_uris": ["http://127.0.0.1:8400/callback"],
+        },
+        headers=writer,
+    )
+
+    changed = await admin.patch(
+        "/admin/clients/tool",
+        json={"client_type": "confidential", "grant_types": ["client_credentials"]},
+        headers=writer,
+    )
+
+    assert changed.status_code == 200
+    body = changed.json()
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"
+    assert len(body["client_secret"]) >= 43
+    accounts = admin._transport.app.state.accounts
+    client = await accounts.authenticate_client(
+        "tool", body["client_secret"], address=None
+    )
+    assert client.client_type == "confidential"

@@ -46,3 +46,12 @@ async def test_reading_is_not_writing(identity):
 
     assert response.status_code == 403
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+async def test_the_openapi_document_describes_the_admin_api(identity):
+    document = (await identity.http.get("/openapi.json")).json()
+
+    create = document["paths"]["/admin/users"]["post"]
+    assert create["summary"] == "Create a user."
+    assert create["security"] == [{"HTTPBearer": []}]
+    assert "/admin/clients/{client_id}/secret" in document["paths"]

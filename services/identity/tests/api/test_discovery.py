@@ -95,3 +95,19 @@ async def test_the_authorization_endpoint_never_answers_cors(identity):
 
     assert "access-control-allow-origin" not in response.headers
     assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_token_errors_carry_cors_headers_too(identity):
+    response = await identity.http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "x",
+            "client_secret": "y",
+        },
+        headers={"Origin": "https://app.test"},
+    )
+
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == "https://app.test"
+    assert response.headers["vary"] == "Origin"

@@ -17,12 +17,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def rotating_identity(database_url, tmp_path):
-    # Rotation every 10 s, JWKS max-age 1 s: new keys are published 3 s ahead.
+    # Rotation every 10 s, JWKS max-age 2 s: new keys are published 5 s ahead.
     process = start_identity(
         tmp_path,
         database_url,
         signing_key_rotation_seconds="10",
-        jwks_max_age_seconds="1",
+        jwks_max_age_seconds="2",
         access_token_lifetime_seconds="30",
     )
     try:
@@ -37,9 +37,9 @@ async def test_tokens_before_during_and_after_rotations_all_verify(rotating_iden
         jwks_url=f"{base}/.well-known/jwks.json",
         issuer=base,
         audience="orders",
-        jwks_ttl_seconds=1,  # what the JWKS's Cache-Control allows
+        jwks_ttl_seconds=2,  # what the JWKS's Cache-Control allows
         # The cooldown also spaces the TTL refreshes, so it matches the TTL.
-        refetch_cooldown_seconds=1,
+        refetch_cooldown_seconds=2,
     )
     await verifier.start()
     issued: list[tuple[str, str]] = []
@@ -51,9 +51,10 @@ async def test_tokens_before_during_and_after_rotations_all_verify(rotating_iden
             deadline = time.monotonic() + 24
             while time.monotonic() < deadline:
                 if forced is None and time.monotonic() > deadline - 12:
-                    # A rotation by hand in the middle of the automatic ones.
-                    forced = await asyncio.to_thread(
-                        rotating_identity.run, "rotate-keys"
+                    # A rotation by hand in the middle of the automatic ones,
+                    # while tokens keep being issued and verified.
+                    forced = asyncio.create_task(
+                        asyncio.to_thread(rotating_identity.run, "rotate-keys")
                     )
                 response = await http.post(
                     f"{base}/token", data={"grant_type": "client_credentials"}
@@ -81,8 +82,9 @@ async def test_tokens_before_during_and_after_rotations_all_verify(rotating_iden
 
     kids = list(dict.fromkeys(kid for kid, _ in issued))
     assert forced is not None
-    assert forced.returncode == 0, forced.stderr
-    assert "published" in forced.stdout or "pending" in forced.stdout
+    rotated = await forced
+    assert rotated.returncode == 0, rotated.stderr
+    assert "published" in rotated.stdout or "pending" in rotated.stdout
     assert len(kids) >= 3, kids
     assert failures == []
     # After the first fetch, every new kid was in the verifier's cached JWKS

@@ -14,8 +14,9 @@ import binascii
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from identity.accounts import Accounts, UserChanges
@@ -74,7 +75,15 @@ def problem_for(exc: IdentityError) -> Problem:
 
 
 class AdminRoute(APIRoute):
-    """A route whose accounts errors become problems, here and nowhere else."""
+    """A route whose accounts errors become problems, here and nowhere else.
+
+    Its docstring's first line is its OpenAPI summary.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if kwargs.get("summary") is None and endpoint.__doc__:
+            kwargs["summary"] = endpoint.__doc__.strip().splitlines()[0]
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(
         self,
@@ -106,10 +115,20 @@ def _token_problem(status: int, error: str, description: str, **extra: str) -> P
     )
 
 
-def require_scope(scope: str) -> Callable[[Request], Awaitable[AccessToken]]:
+# Declares the scheme in the OpenAPI document; the header itself is parsed by
+# servicekit's bearer_token, which follows RFC 6750 section 2.1 exactly.
+_bearer_scheme = HTTPBearer(auto_error=False, description="Access token, aud identity")
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[AccessToken]]:
     """A dependency that admits a valid token for ``identity`` granting ``scope``."""
 
-    async def verified(request: Request) -> AccessToken:
+    async def verified(
+        request: Request,
+        _declared: Annotated[
+            HTTPAuthorizationCredentials | None, Security(_bearer_scheme)
+        ],
+    ) -> AccessToken:
         try:
             token = bearer_token(request.headers.get("authorization"))
         except InvalidRequest as exc:

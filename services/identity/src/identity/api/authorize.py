@@ -292,7 +292,6 @@ def _without_own_fields(params: Parameters) -> Parameters:
     return Parameters(values, params.resource, params.repeated - OWN_FIELDS)
 
 
-@router.api_route("/authorize", methods=["GET", "POST"])
 async def authorize(request: Request, provider: ProviderDep) -> Response:
     """Authorization endpoint (OAuth 2.1 section 4.1.1; GET and POST)."""
     flow = await _flow(provider, request)
@@ -395,7 +394,6 @@ async def consent(request: Request, provider: ProviderDep) -> Response:
     return await _issue_code(flow, auth, session, user)
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
 async def logout(request: Request, provider: ProviderDep) -> Response:
     """RP-initiated logout 1.0: end the session, return to a registered URI."""
     try:
@@ -454,3 +452,14 @@ async def _post_logout_target(provider: Provider, params: Parameters) -> str | N
             f"the post_logout_redirect_uri {target!r} is not registered"
         )
     return target
+
+
+# One operation per method, so that the OpenAPI document has unique ids.
+for _path, _endpoint in (("/authorize", authorize), ("/logout", logout)):
+    for _method in ("GET", "POST"):
+        router.add_api_route(
+            _path,
+            _endpoint,
+            methods=[_method],
+            operation_id=f"{_endpoint.__name__}_{_method.lower()}",
+        )

@@ -219,7 +219,6 @@ async def _userinfo_token(request: Request) -> str:
     return found
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"])
 async def userinfo(request: Request, provider: ProviderDep) -> Response:
     """The signed-in user's claims, by the scopes of the access token."""
     access_token = await _userinfo_token(request)
@@ -285,4 +284,14 @@ async def introspect(request: Request, provider: ProviderDep) -> Response:
         return inactive
     return JSONResponse(
         {"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE
+    )
+
+
+# One operation per method, so that the OpenAPI document has unique ids.
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/userinfo",
+        userinfo,
+        methods=[_method],
+        operation_id=f"userinfo_{_method.lower()}",
     )
