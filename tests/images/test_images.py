@@ -10,6 +10,8 @@ from tests.images.conftest import (
     HARDENING,
     RunningPlatform,
     alias,
+    environment_flags,
+    volume_flags,
 )
 from tests.support.charts import SERVICE_CHARTS, SERVICE_PORTS
 from tests.support.containers import Docker, base_image, unique_name
@@ -25,6 +27,23 @@ OTHER_PACKAGES = {
     "gateway": ["identity", "orders"],
 }
 DEV_TOOLS = ["pytest", "ruff", "mypy", "helm_python", "kubernetes_validate"]
+
+
+def demo_service_bearer(
+    running: RunningPlatform, token_endpoint: str | None = None
+) -> dict[str, str]:
+    """An Authorization header with a client-credentials token of compose's client."""
+    token = httpx.post(
+        token_endpoint or f"{running.gateway_url}/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demo-service",
+            "client_secret": "dev-only-demo-service-secret",
+            "scope": "orders:read orders:write",
+        },
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def _python(docker: Docker, image: str, code: str) -> str:
@@ -167,8 +186,10 @@ def test_the_request_id_follows_a_request_into_the_service_container(
 ):
     request_id = unique_name("images-request")
 
+    # /orders needs a token at the gateway; with one, orders itself answers 404.
     response = httpx.get(
-        running_platform.gateway_url + path, headers={"X-Request-ID": request_id}
+        running_platform.gateway_url + path,
+        headers={"X-Request-ID": request_id, **demo_service_bearer(running_platform)},
     )
 
     assert response.status_code == 404
@@ -185,44 +206,33 @@ def test_the_request_id_follows_a_request_into_the_service_container(
     assert lines[0]["service"] == service
 
 
-def _token_endpoint(running: RunningPlatform) -> str | None:
-    discovery = httpx.get(
-        f"{running.gateway_url}/auth/.well-known/openid-configuration"
-    )
-    if discovery.status_code != 200:
-        return None
-    endpoint: str = discovery.json()["token_endpoint"]
-    return endpoint
-
-
 def test_a_client_credentials_token_and_an_order_through_the_gateway(running_platform):
-    if _token_endpoint(running_platform) is None:
-        # The foundation's identity has no discovery or token endpoint yet;
-        # once they land on main this test runs (and must pass) unchanged.
-        pytest.skip(
-            "identity serves no discovery document yet (token endpoint pending)"
-        )
     url = running_platform.gateway_url
+    discovery = httpx.get(f"{url}/auth/.well-known/openid-configuration").json()
+    # The issuer is public (localhost:8080); the test reaches the same gateway
+    # on the port Docker published.
+    token_endpoint = discovery["token_endpoint"].replace("http://localhost:8080", url)
 
-    token = httpx.post(
-        f"{url}/auth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "demo-service",
-            "client_secret": "dev-only-demo-service-secret",
-            "scope": "orders:read orders:write",
-        },
-    )
-    assert token.status_code == 200, token.text
-    access_token = token.json()["access_token"]
+    bearer = demo_service_bearer(running_platform, token_endpoint)
 
     anonymous = httpx.get(f"{url}/orders")
-    listed = httpx.get(
-        f"{url}/orders", headers={"Authorization": f"Bearer {access_token}"}
+    created = httpx.post(
+        f"{url}/orders",
+        headers={**bearer, "Idempotency-Key": unique_name("images-order")},
+        json={
+            "currency": "EUR",
+            "items": [{"sku": "BOOK-1", "quantity": 2, "unit_price_minor": 1250}],
+        },
     )
+    assert created.status_code == 201, created.text
+    fetched = httpx.get(f"{url}/orders/{created.json()['id']}", headers=bearer)
 
+    # The issuer is the configured public URL, not the container's address.
+    assert discovery["issuer"] == "http://localhost:8080/auth"
     assert anonymous.status_code == 401
-    assert listed.status_code == 200, listed.text
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json()["total_minor"] == 2500
+    assert fetched.json()["status"] == "pending"
 
 
 def test_sigterm_stops_the_container_promptly(docker, built_images):
@@ -230,8 +240,9 @@ def test_sigterm_stops_the_container_promptly(docker, built_images):
     # it and Kubernetes would wait out the whole grace period before SIGKILL.
     container = unique_name("images-test-sigterm")
     docker.run(
-        "run", "--detach", f"--name={container}", *HARDENING, built_images["gateway"]
-    )
+        "run", "--detach", f"--name={container}", *HARDENING,
+        *environment_flags("gateway"), *volume_flags("gateway"), built_images["gateway"],
+    )  # fmt: skip
     try:
         time.sleep(1.5)
         started = time.monotonic()
