@@ -34,11 +34,18 @@ def test_the_request_id_follows_the_request_through_the_gateway(platform):
 
     assert response.headers["x-request-id"] == "trace-me-1"
     assert response.json()["request_id"] == "trace-me-1"
-    identity_lines = [
-        line
-        for line in platform.identity.log_lines()
-        if line["request_id"] == "trace-me-1"
-    ]
+    # identity writes its access-log line after sending the response, so under
+    # load the gateway can relay the answer before that line is in the file.
+    deadline = time.monotonic() + 5
+    while True:
+        identity_lines = [
+            line
+            for line in platform.identity.log_lines()
+            if line["request_id"] == "trace-me-1"
+        ]
+        if identity_lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     gateway_lines = [
         line
         for line in platform.gateway.log_lines()
