@@ -199,15 +199,20 @@ def free_service_port() -> int:
 
 
 def write_routes(
-    path: Path, upstreams: Mapping[str, str], routes: list[dict[str, Any]]
+    path: Path,
+    upstreams: Mapping[str, str],
+    routes: list[dict[str, Any]],
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
-    """A gateway routes file with the given upstream URLs and routes."""
+    """A gateway routes file with the given upstream URLs, routes and policies."""
     import yaml
 
-    document = {
+    document: dict[str, Any] = {
         "upstreams": {name: {"url": url} for name, url in upstreams.items()},
         "routes": routes,
     }
+    if rate_limits:
+        document["rate_limits"] = {name: dict(p) for name, p in rate_limits.items()}
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -225,6 +230,7 @@ def start_platform(
     extra_routes: list[dict[str, Any]] | None = None,
     env: Mapping[str, str] | None = None,
     identity_clients: list[dict[str, Any]] | None = None,
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Platform:
     """Start the three services with SQLite databases in ``folder``.
 
@@ -242,6 +248,7 @@ def start_platform(
             **(extra_upstreams or {}),
         },
         [*(extra_routes or []), *DEFAULT_ROUTES],
+        rate_limits,
     )
     common = dict(env or {})
     clients_file, secrets_file = write_identity_clients(folder, identity_clients)
@@ -307,10 +314,17 @@ def running_platform(
     env: Mapping[str, str] | None = None,
     extra_upstreams: Mapping[str, str] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
+    identity_clients: list[dict[str, Any]] | None = None,
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Iterator[Platform]:
     """:func:`start_platform` with ``env`` for every service, stopped on exit."""
     running = start_platform(
-        folder, env=env, extra_upstreams=extra_upstreams, extra_routes=extra_routes
+        folder,
+        env=env,
+        extra_upstreams=extra_upstreams,
+        extra_routes=extra_routes,
+        identity_clients=identity_clients,
+        rate_limits=rate_limits,
     )
     try:
         yield running
