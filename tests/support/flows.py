@@ -228,8 +228,9 @@ def flows_platform(
     folder: Path,
     *,
     env: Mapping[str, str] | None = None,
-    extra_upstreams: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str | Mapping[str, Any]] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Iterator[Platform]:
     """A running platform that the flows above can drive, stopped on exit."""
     with running_platform(
@@ -238,7 +239,7 @@ def flows_platform(
         extra_upstreams=extra_upstreams,
         extra_routes=[GUARDED_ROUTE, *(extra_routes or [])],
         identity_clients=[RP_CLIENT],
-        rate_limits=RATE_LIMITS,
+        rate_limits={**RATE_LIMITS, **(rate_limits or {})},
     ) as running:
         yield running
 

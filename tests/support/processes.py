@@ -200,7 +200,7 @@ def free_service_port() -> int:
 
 def write_routes(
     path: Path,
-    upstreams: Mapping[str, str],
+    upstreams: Mapping[str, str | Mapping[str, Any]],
     routes: list[dict[str, Any]],
     rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
@@ -208,7 +208,11 @@ def write_routes(
     import yaml
 
     document: dict[str, Any] = {
-        "upstreams": {name: {"url": url} for name, url in upstreams.items()},
+        # An upstream is its URL, or its whole entry (a circuit_breaker, ...).
+        "upstreams": {
+            name: {"url": url} if isinstance(url, str) else dict(url)
+            for name, url in upstreams.items()
+        },
         "routes": routes,
     }
     if rate_limits:
@@ -226,7 +230,7 @@ DEFAULT_ROUTES: list[dict[str, Any]] = [
 def start_platform(
     folder: Path,
     *,
-    extra_upstreams: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str | Mapping[str, Any]] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
     env: Mapping[str, str] | None = None,
     identity_clients: list[dict[str, Any]] | None = None,
@@ -312,7 +316,7 @@ def running_platform(
     folder: Path,
     *,
     env: Mapping[str, str] | None = None,
-    extra_upstreams: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str | Mapping[str, Any]] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
     identity_clients: list[dict[str, Any]] | None = None,
     rate_limits: Mapping[str, Mapping[str, float]] | None = None,
