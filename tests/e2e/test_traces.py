@@ -218,24 +218,32 @@ def linked_to_database(
     return gateway_server, gateway_client, upstream_server, database
 
 
-def test_creating_an_order_with_a_token_is_one_trace_down_to_orders_database(
+def test_an_order_written_and_read_with_a_token_is_traced_down_to_orders_database(
     traced_platform, otlp_receiver
 ):
     token = service_token(traced_platform, "orders:read orders:write")
-    response = httpx.post(
+    bearer = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(
         f"{traced_platform.public_url}/orders",
         json={
             "currency": "EUR",
             "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_minor": 900}],
         },
         headers={
-            "Authorization": f"Bearer {token}",
+            **bearer,
             "Idempotency-Key": "trace-order-create",
             "X-Request-ID": "trace-order-create-1",
         },
         timeout=30,
     )
-    assert response.status_code == 201, response.text
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    read = httpx.get(
+        f"{traced_platform.public_url}/orders/{order_id}",
+        headers={**bearer, "X-Request-ID": "trace-order-read-1"},
+        timeout=30,
+    )
+    assert read.status_code == 200, read.text
 
     gateway_server, _, orders_server, database = linked_to_database(
         traced_platform, otlp_receiver, "trace-order-create-1", "orders"
@@ -244,6 +252,14 @@ def test_creating_an_order_with_a_token_is_one_trace_down_to_orders_database(
     assert orders_server.name == "POST /orders"
     assert orders_server.attributes["http.route"] == "/orders"
     assert any(s.name.startswith("INSERT") for s in database), database
+    # The read goes to the driver directly (orders.storage.reads), with a span
+    # of its own.
+    gateway_server, _, orders_server, database = linked_to_database(
+        traced_platform, otlp_receiver, "trace-order-read-1", "orders"
+    )
+    assert gateway_server.name == "GET /orders/*"
+    assert orders_server.name == "GET /orders/{order_id}"
+    assert [s.name for s in database] == ["SELECT orders"]
     assert token not in repr([s.attributes for s in otlp_receiver.spans])
 
 
