@@ -6,6 +6,13 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.support.flows import (
+    GUARDED_ORDERS,
+    client_credentials_token,
+    code_flow,
+    flows_platform,
+    orders_flow,
+)
 from tests.support.processes import Platform
 from tests.support.prometheus import Prometheus, running_prometheus
 
@@ -22,7 +29,8 @@ def drive(platform: Platform, count: int = BATCH) -> None:
     with httpx.Client(base_url=platform.public_url) as client:
         for _ in range(count):
             assert client.get("/auth/healthz").status_code == 200
-            assert client.get("/orders/no-such-order").status_code == 404
+            # No route of orders matches it: orders answers 404 without a token.
+            assert client.get("/orders/no-such-order/at-all").status_code == 404
             assert client.get("/nothing-here").status_code == 404
 
 
@@ -87,8 +95,80 @@ def test_prometheus_sees_every_service_and_the_request_series_move(platform, tmp
             r["metric"]["route"]
             for r in prometheus.query("count by (route) (http_requests_total)")
         }
-        assert "/orders/no-such-order" not in routes
+        assert "/orders/no-such-order/at-all" not in routes
         assert "/nothing-here" not in routes
+
+
+# Each domain series the flows must move (HELPERS.md "Platform contracts").
+MOVED_BY_THE_FLOWS = {
+    name: f"sum({selector})"
+    for name, selector in {
+        "client_credentials tokens": 'identity_tokens_issued_total{job="identity",'
+        'grant_type="client_credentials"}',
+        "authorization_code tokens": 'identity_tokens_issued_total{job="identity",'
+        'grant_type="authorization_code"}',
+        "refresh_token tokens": 'identity_tokens_issued_total{job="identity",'
+        'grant_type="refresh_token"}',
+        "successful logins": 'identity_login_attempts_total{job="identity",'
+        'outcome="success"}',
+        "orders created": 'orders_created_total{job="orders"}',
+        "orders confirmed": 'orders_status_transitions_total{job="orders",'
+        'to_status="confirmed"}',
+        "orders cancelled": 'orders_status_transitions_total{job="orders",'
+        'to_status="cancelled"}',
+        "rate-limit admissions": 'gateway_rate_limit_decisions_total{job="gateway",'
+        'policy="default",outcome="allowed"}',
+        "calls to orders": "gateway_upstream_request_duration_seconds_count{"
+        'job="gateway",upstream="orders"}',
+        "calls to identity": "gateway_upstream_request_duration_seconds_count{"
+        'job="gateway",upstream="identity"}',
+        "token rejections": 'gateway_token_rejections_total{job="gateway"}',
+    }.items()
+}
+
+
+def test_the_domain_series_exist_and_move_after_the_flows(tmp_path):
+    with (
+        flows_platform(tmp_path) as platform,
+        running_prometheus(tmp_path / "prometheus", targets(platform)) as prometheus,
+    ):
+        for job in ("identity", "orders", "gateway"):
+            prometheus.wait_for(f'up{{job="{job}"}}', lambda up: up == 1)
+        key_age = prometheus.wait_for(
+            'identity_signing_key_age_seconds{job="identity"}',
+            lambda seconds: seconds >= 0,
+        )
+        before = {
+            name: prometheus.value(query) or 0.0
+            for name, query in MOVED_BY_THE_FLOWS.items()
+        }
+
+        token = client_credentials_token(platform, "orders:read orders:write")
+        orders_flow(platform, token, GUARDED_ORDERS)
+        code_flow(platform)
+        refused = httpx.get(
+            f"{platform.public_url}{GUARDED_ORDERS}",
+            headers={"Authorization": "Bearer not-a-token"},
+        )
+        assert refused.status_code == 401, refused.text
+
+        for name, query in MOVED_BY_THE_FLOWS.items():
+            moved = prometheus.wait_for(query, at_least(before[name] + 1))
+            assert moved >= before[name] + 1, name
+        # The keys were fetched at start-up (prefetch), before any request.
+        prometheus.wait_for(
+            'sum(gateway_jwks_refreshes_total{job="gateway",outcome="success"})',
+            at_least(1),
+        )
+        states = {
+            r["metric"]["upstream"]: float(r["value"][1])
+            for r in prometheus.query('gateway_circuit_state{job="gateway"}')
+        }
+        assert states == {"identity": 0.0, "orders": 0.0}
+        prometheus.wait_for(
+            'identity_signing_key_age_seconds{job="identity"}',
+            lambda seconds: seconds > key_age,
+        )
 
 
 def test_metrics_are_served_on_port_plus_1000_and_never_on_the_public_port(platform):

@@ -61,7 +61,13 @@ def test_a_generated_request_id_is_the_same_in_every_service(platform):
 
     generated = response.headers["x-request-id"]
     assert response.json()["request_id"] == generated
-    assert any(line["request_id"] == generated for line in platform.orders.log_lines())
+    # orders writes its access line after the answer: the client may be first.
+    deadline = time.monotonic() + 10
+    while not any(
+        line["request_id"] == generated for line in platform.orders.log_lines()
+    ):
+        assert time.monotonic() < deadline, "orders logged no line with the id"
+        time.sleep(0.05)
 
 
 def test_every_log_line_of_every_service_is_json_with_the_standard_fields(platform):

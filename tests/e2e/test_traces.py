@@ -15,7 +15,12 @@ import httpx
 import pytest
 
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
-from tests.support.processes import Platform, running_platform, service_environment
+from tests.support.processes import (
+    Platform,
+    running_platform,
+    service_environment,
+    service_token,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -139,7 +144,8 @@ def test_a_request_to_orders_continues_the_callers_trace(
     query_secret = secrets.token_urlsafe(16)
 
     response = httpx.get(
-        f"{traced_platform.public_url}/orders/no-such-order?code={query_secret}",
+        # No route of orders matches it, and no token is needed to learn that.
+        f"{traced_platform.public_url}/orders/no-such-order/at-all?code={query_secret}",
         headers={
             "traceparent": f"00-{trace_id}-{caller_span_id}-01",
             "X-Request-ID": "trace-orders-1",
@@ -173,6 +179,107 @@ def test_a_request_to_orders_continues_the_callers_trace(
     ):
         line = access_line(traced_platform, service, "trace-orders-1")
         assert (line["trace_id"], line["span_id"]) == (trace_id, server_span.span_id)
+
+
+def linked_to_database(
+    platform: Platform, receiver: OtlpReceiver, request_id: str, upstream: str
+) -> tuple[ReceivedSpan, ReceivedSpan, ReceivedSpan, list[ReceivedSpan]]:
+    """The gateway server and client spans, ``upstream``'s server span and its
+    database spans of the trace of ``request_id``, each linked to the one before.
+    """
+    trace_id = str(access_line(platform, "gateway", request_id)["trace_id"])
+    receiver.wait_for(
+        lambda spans: (
+            {("gateway", "server"), ("gateway", "client"), (upstream, "server")}
+            <= {(s.service, s.kind) for s in spans if s.trace_id == trace_id}
+            and any(
+                s.trace_id == trace_id
+                and s.service == upstream
+                and "db.system" in s.attributes
+                for s in spans
+            )
+        )
+    )
+    spans = receiver.trace(trace_id)
+
+    gateway_server = only(spans, service="gateway", kind="server")
+    assert gateway_server.parent_span_id is None
+    gateway_client = only(children(spans, gateway_server), kind="client")
+    assert gateway_client.service == "gateway"
+    upstream_server = only(children(spans, gateway_client), kind="server")
+    assert upstream_server.service == upstream
+    database = [
+        s for s in descendants(spans, upstream_server) if "db.system" in s.attributes
+    ]
+    assert database, f"no database span under {upstream_server}"
+    assert {(s.service, s.attributes["db.system"]) for s in database} == {
+        (upstream, "sqlite")
+    }
+    return gateway_server, gateway_client, upstream_server, database
+
+
+def test_an_order_written_and_read_with_a_token_is_traced_down_to_orders_database(
+    traced_platform, otlp_receiver
+):
+    token = service_token(traced_platform, "orders:read orders:write")
+    bearer = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(
+        f"{traced_platform.public_url}/orders",
+        json={
+            "currency": "EUR",
+            "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price_minor": 900}],
+        },
+        headers={
+            **bearer,
+            "Idempotency-Key": "trace-order-create",
+            "X-Request-ID": "trace-order-create-1",
+        },
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    read = httpx.get(
+        f"{traced_platform.public_url}/orders/{order_id}",
+        headers={**bearer, "X-Request-ID": "trace-order-read-1"},
+        timeout=30,
+    )
+    assert read.status_code == 200, read.text
+
+    gateway_server, _, orders_server, database = linked_to_database(
+        traced_platform, otlp_receiver, "trace-order-create-1", "orders"
+    )
+    assert gateway_server.name == "POST /orders/*"
+    assert orders_server.name == "POST /orders"
+    assert orders_server.attributes["http.route"] == "/orders"
+    assert any(s.name.startswith("INSERT") for s in database), database
+    # The read goes to the driver directly (orders.storage.reads), with a span
+    # of its own.
+    gateway_server, _, orders_server, database = linked_to_database(
+        traced_platform, otlp_receiver, "trace-order-read-1", "orders"
+    )
+    assert gateway_server.name == "GET /orders/*"
+    assert orders_server.name == "GET /orders/{order_id}"
+    assert [s.name for s in database] == ["SELECT orders"]
+    assert token not in repr([s.attributes for s in otlp_receiver.spans])
+
+
+def test_a_token_request_is_one_trace_down_to_identity_database(
+    traced_platform, otlp_receiver
+):
+    response = httpx.post(
+        f"{traced_platform.public_url}/auth/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        auth=(traced_platform.client_id, traced_platform.client_secret),
+        headers={"X-Request-ID": "trace-token-1"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+    gateway_server, _, identity_server, _ = linked_to_database(
+        traced_platform, otlp_receiver, "trace-token-1", "identity"
+    )
+    assert gateway_server.name == "POST /auth/*"
+    assert identity_server.name == "POST /token"
 
 
 def test_every_log_line_written_inside_a_request_carries_trace_ids(

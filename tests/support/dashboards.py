@@ -1,7 +1,9 @@
 """The Grafana dashboard the platform chart ships, and the metrics it names.
 
 Also the platform's metric contract (HELPERS.md "Platform contracts"), so that
-a test can check a query against what services promise to export.
+the chart tests, which run no service, can check a query against what services
+promise to export; tests/e2e/test_dashboard_metrics.py checks the running
+services themselves.
 """
 
 import json
@@ -51,6 +53,23 @@ def contract_samples(service: str) -> set[str]:
     for histogram in CONTRACT_HISTOGRAMS[service]:
         samples.update(histogram + suffix for suffix in HISTOGRAM_SUFFIXES)
     return samples
+
+
+# The sample names a metric family of each type exports (the text format's
+# TYPE line names the family; counters are exposed with _total).
+_FAMILY_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": HISTOGRAM_SUFFIXES,
+    "summary": ("", "_sum", "_count"),
+    "info": ("_info",),
+}
+
+
+def family_samples(name: str, kind: str) -> set[str]:
+    """The sample names a family ``name`` of type ``kind`` exports, with or
+    without children yet (a labelled metric with none has only HELP and TYPE).
+    """
+    return {name + suffix for suffix in _FAMILY_SUFFIXES.get(kind, ("",))}
 
 
 def load_dashboard(path: Path = DASHBOARD) -> dict[str, Any]:

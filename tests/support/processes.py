@@ -199,15 +199,24 @@ def free_service_port() -> int:
 
 
 def write_routes(
-    path: Path, upstreams: Mapping[str, str], routes: list[dict[str, Any]]
+    path: Path,
+    upstreams: Mapping[str, str | Mapping[str, Any]],
+    routes: list[dict[str, Any]],
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
-    """A gateway routes file with the given upstream URLs and routes."""
+    """A gateway routes file with the given upstream URLs, routes and policies."""
     import yaml
 
-    document = {
-        "upstreams": {name: {"url": url} for name, url in upstreams.items()},
+    document: dict[str, Any] = {
+        # An upstream is its URL, or its whole entry (a circuit_breaker, ...).
+        "upstreams": {
+            name: {"url": url} if isinstance(url, str) else dict(url)
+            for name, url in upstreams.items()
+        },
         "routes": routes,
     }
+    if rate_limits:
+        document["rate_limits"] = {name: dict(p) for name, p in rate_limits.items()}
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -221,10 +230,11 @@ DEFAULT_ROUTES: list[dict[str, Any]] = [
 def start_platform(
     folder: Path,
     *,
-    extra_upstreams: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str | Mapping[str, Any]] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
     env: Mapping[str, str] | None = None,
     identity_clients: list[dict[str, Any]] | None = None,
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Platform:
     """Start the three services with SQLite databases in ``folder``.
 
@@ -242,6 +252,7 @@ def start_platform(
             **(extra_upstreams or {}),
         },
         [*(extra_routes or []), *DEFAULT_ROUTES],
+        rate_limits,
     )
     common = dict(env or {})
     clients_file, secrets_file = write_identity_clients(folder, identity_clients)
@@ -305,12 +316,19 @@ def running_platform(
     folder: Path,
     *,
     env: Mapping[str, str] | None = None,
-    extra_upstreams: Mapping[str, str] | None = None,
+    extra_upstreams: Mapping[str, str | Mapping[str, Any]] | None = None,
     extra_routes: list[dict[str, Any]] | None = None,
+    identity_clients: list[dict[str, Any]] | None = None,
+    rate_limits: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Iterator[Platform]:
     """:func:`start_platform` with ``env`` for every service, stopped on exit."""
     running = start_platform(
-        folder, env=env, extra_upstreams=extra_upstreams, extra_routes=extra_routes
+        folder,
+        env=env,
+        extra_upstreams=extra_upstreams,
+        extra_routes=extra_routes,
+        identity_clients=identity_clients,
+        rate_limits=rate_limits,
     )
     try:
         yield running

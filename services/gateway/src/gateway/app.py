@@ -78,7 +78,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         readiness=readiness,
         inner_middleware=[
-            Middleware(CorsMiddleware, origins=settings.cors_origins),
+            Middleware(
+                CorsMiddleware,
+                origins=settings.cors_origins,
+                route_for=proxy.route_for,
+            ),
             Middleware(ProxyMiddleware, proxy=proxy),
         ],
     )

@@ -15,7 +15,8 @@ because responses allow credentials (the ``Authorization`` header), and the
 Fetch standard forbids ``*`` with credentials.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,9 +54,18 @@ def validate_origins(origins: Iterable[str]) -> list[str]:
 class CorsMiddleware:
     """Answers preflights and adds CORS headers for the configured origins."""
 
-    def __init__(self, app: ASGIApp, *, origins: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        origins: Iterable[str],
+        route_for: Callable[[str], Any] | None = None,
+    ) -> None:
         self.app = app
         self.origins = frozenset(origin.encode("latin-1") for origin in origins)
+        # The proxy's route lookup: a preflight never reaches the proxy, yet its
+        # access log line, metrics and span must name the route, not "unmatched".
+        self.route_for = route_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.origins:
@@ -77,6 +87,9 @@ class CorsMiddleware:
             return
 
         if scope["method"] == "OPTIONS" and preflight_method is not None:
+            route = self.route_for(scope["path"]) if self.route_for else None
+            if route is not None:
+                scope["route"] = route
             await self._preflight(origin, requested_headers, send)
             return
 
