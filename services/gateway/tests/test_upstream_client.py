@@ -10,6 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind
 
 from gateway.upstream_client import (
     StaleConnection,
@@ -383,3 +389,41 @@ async def test_a_silent_upstream_times_out_and_its_connection_is_closed(
 
     await asyncio.wait_for(upstream.closed_by_peer.wait(), 5)
     assert pool.open == 0
+
+
+async def test_a_traced_call_is_a_client_span_whose_context_goes_upstream(
+    upstream_factory,
+):
+    async def record(reader, writer, _):
+        await upstream.read_request(reader)
+        writer.write(OK)
+
+    upstream = await upstream_factory(record)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    pool = UpstreamPool(upstream.url, tracer=tracer)
+    inbound = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    with tracer.start_as_current_span("gateway server") as server:
+        response = await pool.request(
+            "GET", "/x?code=secret", [("traceparent", inbound), ("X-A", "1")]
+        )
+        await read_all(response)
+
+    (client,) = [s for s in exporter.get_finished_spans() if s.name == "GET"]
+    assert client.kind is SpanKind.CLIENT
+    assert client.parent is not None
+    assert client.parent.span_id == server.get_span_context().span_id
+    assert client.attributes == {
+        "http.method": "GET",
+        "http.url": f"{upstream.url}/x",
+        "http.status_code": 200,
+    }
+    # The upstream's parent is the gateway's call, not the caller's span.
+    sent = upstream.requests[0].decode("latin-1").lower()
+    assert sent.count("traceparent:") == 1
+    context = client.context
+    assert f"traceparent: 00-{context.trace_id:032x}-{context.span_id:016x}-" in sent
+    await pool.close()

@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httptools
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.retries import IDEMPOTENT_METHODS
 
@@ -36,6 +38,8 @@ from gateway.retries import IDEMPOTENT_METHODS
 # slow client, and resumes below a quarter of it: memory stays bounded per call.
 READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = READ_HIGH_WATER // 4
+# How often pending waits are checked against their deadlines.
+DEADLINE_TICK_SECONDS = 0.05
 
 # RFC 9110 section 5.5: CR, LF and NUL are never allowed in a field value, and
 # other controls but HTAB are invalid; sending them would split the request.
@@ -63,6 +67,44 @@ class StaleConnection(UpstreamProtocolError):
 
 class UnsendableHeader(ValueError):
     """A header value holds bytes that cannot be written in HTTP/1.1."""
+
+
+class _Deadlines:
+    """Fails waits whose deadline passed, checked every DEADLINE_TICK_SECONDS.
+
+    One timer for all pending waits rather than one per wait: most waits end
+    within a millisecond, and arming and cancelling a timer per wait (about
+    3 us, or 8 us for ``asyncio.timeout``, measured here) cost more than the
+    wait. A timeout fires up to one tick late, which no route's timeouts (of a
+    second or so) notice.
+    """
+
+    def __init__(self) -> None:
+        self._waits: dict[asyncio.Future[None], float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: "asyncio.Future[None]", deadline: float) -> None:
+        self._waits[waiter] = deadline
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(
+                DEADLINE_TICK_SECONDS, self._tick
+            )
+
+    def discard(self, waiter: "asyncio.Future[None]") -> None:
+        self._waits.pop(waiter, None)
+
+    def _tick(self) -> None:
+        self._handle = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for waiter, deadline in list(self._waits.items()):
+            if waiter.done():
+                del self._waits[waiter]
+            elif deadline <= now:
+                del self._waits[waiter]
+                waiter.set_exception(TimeoutError())
+        if self._waits:
+            self._handle = loop.call_later(DEADLINE_TICK_SECONDS, self._tick)
 
 
 class _Connection(asyncio.Protocol):
@@ -211,24 +253,20 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self, seconds: float | None) -> None:
-        """Until something arrives, or ``seconds`` pass (TimeoutError).
+    async def wait(self, deadline: float) -> None:
+        """Until something arrives, or the loop's clock passes ``deadline``.
 
-        A bare timer rather than ``asyncio.timeout``: this wait runs once or
-        twice per exchange, and a timer that fails one future costs less than
-        cancelling the task.
+        Raises TimeoutError at the deadline (see :class:`_Deadlines`).
         """
         waiter = self.loop.create_future()
         self._waiter = waiter
-        handle = None
-        if seconds is not None:
-            handle = self.loop.call_later(seconds, _expire, waiter)
+        deadlines = self.pool.deadlines
+        deadlines.add(waiter, deadline)
         try:
             await waiter
         finally:
             self._waiter = None
-            if handle is not None:
-                handle.cancel()
+            deadlines.discard(waiter)
 
     def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:
@@ -296,19 +334,24 @@ class _Connection(asyncio.Protocol):
         self.pool.forget(self)
 
 
-def _expire(waiter: "asyncio.Future[None]") -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class UpstreamResponse:
     """An upstream's answer: status and raw headers now, the body as it arrives."""
 
-    __slots__ = ("_connection", "_read_timeout", "_released", "headers", "status")
+    __slots__ = (
+        "_connection",
+        "_deadline",
+        "_read_timeout",
+        "_released",
+        "headers",
+        "status",
+    )
 
-    def __init__(self, connection: _Connection, read_timeout: float) -> None:
+    def __init__(
+        self, connection: _Connection, read_timeout: float, deadline: float
+    ) -> None:
         self._connection = connection
         self._read_timeout = read_timeout
+        self._deadline = deadline
         self._released = False
         self.status = connection.status
         self.headers = connection.headers
@@ -333,7 +376,9 @@ class UpstreamResponse:
                 return b""
             if connection.error is not None:
                 raise connection.error
-            await connection.wait(self._read_timeout)
+            await connection.wait(
+                min(connection.loop.time() + self._read_timeout, self._deadline)
+            )
 
     def release(self) -> None:
         """Give the connection back to the pool, or close it if unfit for reuse."""
@@ -347,11 +392,35 @@ class UpstreamResponse:
             connection.close()
 
 
+def configured_tracer() -> trace.Tracer | None:
+    """A tracer for upstream calls when tracing is configured, else None.
+
+    servicekit installs an SDK provider at start-up when ``OTEL_*`` asks for
+    tracing; without one, calls skip the span machinery altogether.
+    """
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return provider.get_tracer(__name__)
+
+
 class UpstreamPool:
-    """Kept-alive connections to one upstream, at most ``max_connections`` (0: any)."""
+    """Kept-alive connections to one upstream, at most ``max_connections`` (0: any).
+
+    With a ``tracer``, each call is a client span (named for the method, with
+    ``http.method``, ``http.url`` without its query, ``http.status_code``, as
+    the aiohttp and httpx instrumentations record them) whose context goes
+    upstream in ``traceparent``, replacing the caller's: the upstream's spans
+    are children of the gateway's call.
+    """
 
     def __init__(
-        self, url: str, *, max_connections: int = 0, idle_timeout: float = 4.0
+        self,
+        url: str,
+        *,
+        max_connections: int = 0,
+        idle_timeout: float = 4.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
@@ -361,12 +430,15 @@ class UpstreamPool:
         # RFC 9112 section 3.2: Host is the target URI's authority.
         self.authority = parts.netloc.rsplit("@", 1)[-1].encode("idna")
         self.base_path = parts.path.rstrip("/")
+        self.origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+        self.tracer = tracer
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.open = 0
         self._idle: list[_Connection] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
+        self.deadlines = _Deadlines()
 
     async def request(
         self,
@@ -378,6 +450,7 @@ class UpstreamPool:
         chunked: bool = False,
         connect_timeout: float = 2.0,
         read_timeout: float = 30.0,
+        deadline: float | None = None,
     ) -> UpstreamResponse:
         """Send a request and wait for its answer's status line and headers.
 
@@ -385,24 +458,86 @@ class UpstreamPool:
         given after ``Host``. With a ``body``, ``chunked`` frames it with
         chunked transfer coding, else the headers carry its Content-Length.
         The caller must read the answer to its end or ``release`` it.
+
+        ``connect_timeout`` bounds getting a connection (pool wait included),
+        ``read_timeout`` each wait for the upstream, and ``deadline`` (the
+        loop's clock) the whole call, reading of the body included; each ends
+        in TimeoutError.
         """
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + 3600
+        if self.tracer is not None:
+            return await self._traced(
+                self.tracer,
+                method,
+                target,
+                headers,
+                body,
+                (chunked, connect_timeout, read_timeout, deadline),
+            )
+        return await self._request(
+            method,
+            target,
+            headers,
+            body,
+            chunked,
+            connect_timeout,
+            read_timeout,
+            deadline,
+        )
+
+    async def _traced(
+        self,
+        tracer: trace.Tracer,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
+        options: tuple[bool, float, float, float],
+    ) -> UpstreamResponse:
+        url = self.origin + self.base_path + target.split("?", 1)[0]
+        attributes = {"http.method": method, "http.url": url}
+        with tracer.start_as_current_span(
+            method, kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            replaced = {name.lower() for name in carrier}
+            headers = [
+                (name, value) for name, value in headers if name.lower() not in replaced
+            ]
+            headers.extend(carrier.items())
+            response = await self._request(method, target, headers, body, *options)
+            span.set_attribute("http.status_code", response.status)
+            if response.status >= 400:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    async def _request(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: AsyncIterator[bytes] | None,
+        chunked: bool,
+        connect_timeout: float,
+        read_timeout: float,
+        deadline: float,
+    ) -> UpstreamResponse:
         head = _request_head(
             method, self.base_path + target, self.authority, headers, body, chunked
         )
-        connection = await self._acquire(connect_timeout)
+        connection = await self._acquire(connect_timeout, deadline)
+        exchange = (head, method, body, chunked, read_timeout, deadline)
         try:
-            return await self._exchange(
-                connection, head, method, body, chunked, read_timeout
-            )
+            return await self._exchange(connection, *exchange)
         except StaleConnection:
             # RFC 9112 section 9.3.1: a request nothing was answered for may
             # be sent again when it is idempotent and has no body to replay.
             if body is not None or method not in IDEMPOTENT_METHODS:
                 raise
-        connection = await self._connect(connect_timeout)
-        return await self._exchange(
-            connection, head, method, body, chunked, read_timeout
-        )
+        connection = await self._connect(connect_timeout, deadline)
+        return await self._exchange(connection, *exchange)
 
     async def _exchange(
         self,
@@ -412,6 +547,7 @@ class UpstreamPool:
         body: AsyncIterator[bytes] | None,
         chunked: bool,
         read_timeout: float,
+        deadline: float,
     ) -> UpstreamResponse:
         connection.begin(head=method == "HEAD")
         try:
@@ -427,18 +563,22 @@ class UpstreamPool:
                     raise connection.error
                 writing = connection.writer is not None and not connection.writer.done()
                 # While the body still goes up, the upstream may rightly be
-                # silent; the route's total timeout bounds that wait.
-                await connection.wait(None if writing else read_timeout)
+                # silent; only the whole call's deadline bounds that wait.
+                if writing:
+                    await connection.wait(deadline)
+                else:
+                    now = connection.loop.time()
+                    await connection.wait(min(now + read_timeout, deadline))
         except BaseException:
             connection.close()
             raise
-        return UpstreamResponse(connection, read_timeout)
+        return UpstreamResponse(connection, read_timeout, deadline)
 
-    async def _acquire(self, connect_timeout: float) -> _Connection:
+    async def _acquire(self, connect_timeout: float, deadline: float) -> _Connection:
         connection = self._take_idle()
         if connection is not None:
             return connection
-        async with asyncio.timeout(connect_timeout):
+        async with _connect_timeout(connect_timeout, deadline):
             while self.max_connections and self.open >= self.max_connections:
                 waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
@@ -452,8 +592,8 @@ class UpstreamPool:
                     return connection
             return await self._open()
 
-    async def _connect(self, connect_timeout: float) -> _Connection:
-        async with asyncio.timeout(connect_timeout):
+    async def _connect(self, connect_timeout: float, deadline: float) -> _Connection:
+        async with _connect_timeout(connect_timeout, deadline):
             return await self._open()
 
     async def _open(self) -> _Connection:
@@ -535,6 +675,11 @@ class UpstreamPool:
             self._sweep = None
         for connection in list(self._idle):
             connection.close()
+
+
+def _connect_timeout(seconds: float, deadline: float) -> asyncio.Timeout:
+    loop = asyncio.get_running_loop()
+    return asyncio.timeout_at(min(loop.time() + seconds, deadline))
 
 
 def _request_head(
