@@ -55,7 +55,20 @@ def service_app(
     and answers carries the request id.
     """
     app = FastAPI(
-        title=title, version=version, description=description, lifespan=lifespan
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        # servicekit.telemetry traces requests with the OpenTelemetry ASGI
+        # middleware around the app; FastAPI's own spans would duplicate every
+        # server span, and its environment auto-configuration would export
+        # without servicekit's resource and sampler.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "auto_configure": False,
+        },
     )
     install_problem_handlers(app)
     app.include_router(health_router(readiness))

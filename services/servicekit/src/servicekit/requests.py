@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def new_request_id() -> str:
-    """A fresh random request id: 128 random bits in hex, like a UUID4's."""
+    """A fresh random request id: 128 random bits in hex (a UUID4 holds 122)."""
     # os.urandom directly: uuid4().hex costs about five times as much (1 us
     # against 5 us measured here), on every request without an inbound id.
     return os.urandom(16).hex()
