@@ -25,6 +25,22 @@ def test_identity_and_orders_answer_through_the_gateway(platform):
     assert orders.json()["instance"] == "/orders/unknown-order-route"
 
 
+def lines_with_request_id(service, request_id, timeout=5.0):
+    """The service's log lines for ``request_id``, once there is at least one.
+
+    A service writes its access line after the last byte of its answer, so
+    the caller can hold the answer a moment before the line is in the file.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            line for line in service.log_lines() if line["request_id"] == request_id
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def test_the_request_id_follows_the_request_through_the_gateway(platform):
     response = httpx.get(
         f"{platform.public_url}/auth/no-such-page",
@@ -33,16 +49,8 @@ def test_the_request_id_follows_the_request_through_the_gateway(platform):
 
     assert response.headers["x-request-id"] == "trace-me-1"
     assert response.json()["request_id"] == "trace-me-1"
-    identity_lines = [
-        line
-        for line in platform.identity.log_lines()
-        if line["request_id"] == "trace-me-1"
-    ]
-    gateway_lines = [
-        line
-        for line in platform.gateway.log_lines()
-        if line["request_id"] == "trace-me-1"
-    ]
+    identity_lines = lines_with_request_id(platform.identity, "trace-me-1")
+    gateway_lines = lines_with_request_id(platform.gateway, "trace-me-1")
     assert [line["event"] for line in identity_lines] == ["request"]
     assert identity_lines[0]["route"] == "unmatched"
     assert gateway_lines[0]["route"] == "/auth/*"
