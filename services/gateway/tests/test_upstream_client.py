@@ -427,3 +427,31 @@ async def test_a_traced_call_is_a_client_span_whose_context_goes_upstream(
     context = client.context
     assert f"traceparent: 00-{context.trace_id:032x}-{context.span_id:016x}-" in sent
     await pool.close()
+
+
+async def test_a_caller_that_gave_up_waiting_for_a_connection_leaves_it_to_the_next(
+    upstream_factory,
+):
+    async def slow(reader, writer, _):
+        while await upstream.read_request(reader) is not None:
+            await asyncio.sleep(0.3)
+            writer.write(OK)
+
+    upstream = await upstream_factory(slow)
+    pool = UpstreamPool(upstream.url, max_connections=1)
+
+    async def call(connect_timeout: float) -> bytes:
+        response = await pool.request("GET", "/", [], connect_timeout=connect_timeout)
+        return await read_all(response)
+
+    busy = asyncio.create_task(call(5))
+    await asyncio.sleep(0.05)
+    impatient = asyncio.create_task(call(0.1))
+    patient = asyncio.create_task(call(5))
+
+    with pytest.raises(TimeoutError):
+        await impatient
+    assert await busy == b"ok"
+    assert await patient == b"ok"
+    assert upstream.connections == 1
+    await pool.close()

@@ -584,9 +584,13 @@ class UpstreamPool:
                 self._waiters.append(waiter)
                 try:
                     await waiter
-                finally:
-                    if not waiter.done():
+                except BaseException:
+                    if waiter in self._waiters:
                         self._waiters.remove(waiter)
+                    elif waiter.done() and not waiter.cancelled():
+                        # Woken, then timed out: the free slot goes on.
+                        self._wake_waiter()
+                    raise
                 connection = self._take_idle()
                 if connection is not None:
                     return connection
@@ -635,8 +639,7 @@ class UpstreamPool:
         self._idle.append(connection)
         if self._sweep is None:
             self._sweep = loop.call_later(self.idle_timeout, self._close_expired)
-        if self._waiters:
-            self._waiters.popleft().set_result(None)
+        self._wake_waiter()
 
     def forget(self, connection: _Connection) -> None:
         """Stop counting a closed connection."""
@@ -649,8 +652,15 @@ class UpstreamPool:
 
     def _slot_freed(self) -> None:
         self.open -= 1
-        if self._waiters:
-            self._waiters.popleft().set_result(None)
+        self._wake_waiter()
+
+    def _wake_waiter(self) -> None:
+        # A waiter whose connect timeout expired is cancelled, thus done.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _close_expired(self) -> None:
         # Closing idle connections on time, not only when next taken, keeps
