@@ -26,6 +26,22 @@ def test_identity_and_orders_answer_through_the_gateway(platform):
     assert orders.json()["instance"] == "/orders/unknown-order-route/deeper"
 
 
+def lines_with_request_id(service, request_id, timeout=5.0):
+    """The service's log lines for ``request_id``, once there is at least one.
+
+    A service writes its access line after the last byte of its answer, so
+    the caller can hold the answer a moment before the line is in the file.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            line for line in service.log_lines() if line["request_id"] == request_id
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 def test_the_request_id_follows_the_request_through_the_gateway(platform):
     response = httpx.get(
         f"{platform.public_url}/auth/no-such-page",
@@ -34,23 +50,8 @@ def test_the_request_id_follows_the_request_through_the_gateway(platform):
 
     assert response.headers["x-request-id"] == "trace-me-1"
     assert response.json()["request_id"] == "trace-me-1"
-    # identity writes its access-log line after sending the response, so under
-    # load the gateway can relay the answer before that line is in the file.
-    deadline = time.monotonic() + 5
-    while True:
-        identity_lines = [
-            line
-            for line in platform.identity.log_lines()
-            if line["request_id"] == "trace-me-1"
-        ]
-        if identity_lines or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    gateway_lines = [
-        line
-        for line in platform.gateway.log_lines()
-        if line["request_id"] == "trace-me-1"
-    ]
+    identity_lines = lines_with_request_id(platform.identity, "trace-me-1")
+    gateway_lines = lines_with_request_id(platform.gateway, "trace-me-1")
     assert [line["event"] for line in identity_lines] == ["request"]
     assert identity_lines[0]["route"] == "unmatched"
     assert gateway_lines[0]["route"] == "/auth/*"
@@ -61,13 +62,9 @@ def test_a_generated_request_id_is_the_same_in_every_service(platform):
 
     generated = response.headers["x-request-id"]
     assert response.json()["request_id"] == generated
-    # orders writes its access line after the answer: the client may be first.
-    deadline = time.monotonic() + 10
-    while not any(
-        line["request_id"] == generated for line in platform.orders.log_lines()
-    ):
-        assert time.monotonic() < deadline, "orders logged no line with the id"
-        time.sleep(0.05)
+    assert lines_with_request_id(platform.orders, generated, timeout=10), (
+        "orders logged no line with the id"
+    )
 
 
 def test_every_log_line_of_every_service_is_json_with_the_standard_fields(platform):

@@ -2,7 +2,8 @@
 
 ``python upstream_server.py PORT`` serves:
 
-- ``/echo/...``: the method, path, query, headers and body size it received;
+- ``/echo/...``: the method, path, query, headers and body size it received,
+  and the peer address of the connection it came on;
 - ``/upload``: reads the body as it streams and answers its size and SHA-256;
 - ``/download?size=N``: N bytes, streamed in 64 KiB chunks;
 - ``/gzip``: a gzip body with its ``Content-Encoding`` and ``Content-Length``;
@@ -36,6 +37,10 @@ async def echo(request: web.Request) -> web.Response:
             "query": request.query_string,
             "headers": [[k, v] for k, v in request.headers.items()],
             "body_bytes": len(body),
+            # The gateway-side socket: shows whether connections are reused.
+            "peer": list(request.transport.get_extra_info("peername") or ())
+            if request.transport is not None
+            else [],
         }
     )
 

