@@ -126,8 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
         inner_middleware=[Middleware(CorsMiddleware, origins=settings.cors_origins)],
     )
     install_oauth_error_handler(app)
-    app.include_router(discovery.router)
+    # First: FastAPI tries routes in order, and the token endpoint is the one
+    # that is called most (client credentials in bursts).
     app.include_router(oauth.router)
+    app.include_router(discovery.router)
     app.include_router(authorize.router)
     app.include_router(admin.admin_router())
     return app

@@ -228,3 +228,39 @@ async def test_a_form_that_is_not_utf8_or_too_large_is_invalid_request(identity)
     assert latin1.json()["error_description"] == "the form is not UTF-8"
     assert many.status_code == 400
     assert many.json()["error_description"] == "the form has more than 100 fields"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"signing_algorithm": "RS256"}, {"signing_algorithm": "ES256"}],
+    ids=["RS256", "ES256"],
+)
+async def test_tokens_signed_without_pyjwt_encode_verify_with_the_published_jwks(
+    identity,
+):
+    # identity builds the JWS compact serialisation itself (RFC 7515 section
+    # 7.1); a relying party that only has PyJWT and the JWKS must accept it.
+    response = await identity.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        headers=basic("service"),
+    )
+    published = (await identity.http.get("/.well-known/jwks.json")).json()
+
+    token = response.json()["access_token"]
+    segments = token.split(".")
+    assert len(segments) == 3
+    assert all(segment and "=" not in segment for segment in segments)
+    header = jwt.get_unverified_header(token)
+    assert list(header) == ["alg", "kid", "typ"]
+    key = jwt.PyJWKSet.from_dict(published)[header["kid"]]
+    claims = jwt.decode(
+        token,
+        key.key,
+        algorithms=[key.algorithm_name],
+        audience="orders",
+        issuer=ISSUER,
+    )
+    assert header["typ"] == "at+jwt"
+    assert claims["sub"] == claims["client_id"] == "service"
+    assert claims["scope"] == "orders:read"

@@ -18,7 +18,7 @@ from orders.api.schemas import (
     order_document,
     page_document,
 )
-from orders.api.security import Reader, Writer
+from orders.api.security import Reader, Writer, reader
 from orders.domain.access import ADMIN, Caller
 from orders.domain.errors import (
     IdempotencyKeyReused,
@@ -95,14 +95,31 @@ async def _save(store: OrderStore, before: Order, after: Order) -> Response:
     return _order_response(after)
 
 
+# What FastAPI would write for an ``order_id: str`` parameter; the hot read
+# takes it from the path itself, which spares FastAPI's parameter solving.
+_ORDER_ID = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "title": "Order Id"},
+}
+
+
 # First: the most frequent request is matched against fewer routes.
 @router.get(
     "/{order_id}",
     response_model=OrderOut,
     responses=problem_responses(*_AUTH, 404),
+    openapi_extra={"parameters": [_ORDER_ID]},
 )
-async def get_order(order_id: str, caller: Reader, request: Request) -> Response:
+async def get_order(request: Request) -> Response:
     """One order, with its ETag."""
+    order_id: str = request.path_params["order_id"]
+    # Authenticated here rather than through a dependency: FastAPI solves a
+    # sub-dependency with a second pass over its parameters, about a third of
+    # this request's time. The path parameter has no rules, so nothing can be
+    # refused before authentication, as with the dependency.
+    caller = await reader(request)
     store = _store(request)
     return _order_response(await _visible(store, caller, order_id))
 

@@ -21,7 +21,8 @@ async def _caller(request: Request, *any_of: str) -> Caller:
 
 # One flat dependency each: FastAPI's dependency solving is a large share of a
 # fast request, and every nested dependency pays it again.
-async def _reader(request: Request) -> Caller:
+async def reader(request: Request) -> Caller:
+    """The caller, if allowed to read; for a handler that authenticates itself."""
     return await _caller(request, READ, ADMIN)
 
 
@@ -29,7 +30,7 @@ async def _writer(request: Request) -> Caller:
     return await _caller(request, WRITE, ADMIN)
 
 
-Reader = Annotated[Caller, Depends(_reader)]
+Reader = Annotated[Caller, Depends(reader)]
 """A caller allowed to read: ``orders:read`` (own orders) or ``orders:admin``."""
 
 Writer = Annotated[Caller, Depends(_writer)]
