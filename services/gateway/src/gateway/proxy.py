@@ -143,7 +143,7 @@ class RouteRuntime:
         "upstream",
     )
 
-    def __init__(self, route: Route, upstream: Upstream, breaker: CircuitBreaker):
+    def __init__(self, route: Route, breaker: CircuitBreaker):
         self.route = route
         self.upstream = route.upstream
         self.prefix = route.prefix.rstrip("/")
@@ -201,10 +201,7 @@ class Proxy:
             for name, upstream in table.upstreams.items()
         }
         runtimes = [
-            RouteRuntime(
-                route, table.upstreams[route.upstream], self.breakers[route.upstream]
-            )
-            for route in table.routes
+            RouteRuntime(route, self.breakers[route.upstream]) for route in table.routes
         ]
         # Longest prefix first, so the first match is the most specific one.
         self.routes = sorted(runtimes, key=lambda r: len(r.prefix), reverse=True)
