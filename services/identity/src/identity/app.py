@@ -22,7 +22,7 @@ from identity.provider import Provider
 from identity.settings import Settings
 from identity.storage.grants import GrantStore
 from identity.tokens import LocalAccessTokens, TokenIssuer
-from servicekit.application import service_app
+from servicekit.application import add_routes, service_app
 from servicekit.database import create_engine, ping
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,12 @@ def create_app(settings: Settings) -> FastAPI:
     install_oauth_error_handler(app)
     # First: FastAPI tries routes in order, and the token endpoint is the one
     # that is called most (client credentials in bursts).
-    app.include_router(oauth.router)
-    app.include_router(discovery.router)
-    app.include_router(authorize.router)
-    app.include_router(admin.admin_router())
+    add_routes(
+        app,
+        oauth.router,
+        discovery.router,
+        authorize.router,
+        admin.users,
+        admin.clients,
+    )
     return app

@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from identity.accounts import Accounts
-from identity.api.admin import admin_router
-from servicekit.application import service_app
+from identity.api import admin as admin_api
+from servicekit.application import add_routes, service_app
 from servicekit.logs import JsonFormatter
 from servicekit.tokens import TokenVerifier
 from tests.support.tokens import ISSUER, access_token_claims
@@ -42,7 +42,7 @@ async def admin(sessions, migrated_url, jwks_server, disabled_users, settings_fo
     app = service_app(
         title="identity", version="0", description="", lifespan=lifespan, readiness={}
     )
-    app.include_router(admin_router())
+    add_routes(app, admin_api.users, admin_api.clients)
     async with lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:

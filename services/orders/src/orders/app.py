@@ -15,7 +15,7 @@ from orders.api.schemas import ProblemDocument
 from orders.settings import Settings
 from orders.storage.orders import OrderStore
 from orders.storage.reads import order_reader
-from servicekit.application import service_app
+from servicekit.application import add_routes, service_app
 from servicekit.bearer import BearerAuthentication
 from servicekit.database import create_engine, ping
 from servicekit.tokens import TokenVerifier
@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.bearer = BearerAuthentication(verifier, realm=REALM)
     app.state.store = store
     install_error_handlers(app)
-    app.include_router(router)
+    add_routes(app, router)
     _describe_problems_and_security(app)
     return app
 

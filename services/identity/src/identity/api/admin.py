@@ -381,11 +381,3 @@ async def rotate_client_secret(
     secret = await accounts.rotate_client_secret(client_id)
     response.headers.update(NO_STORE)
     return ClientSecretOut(client_id=client_id, client_secret=secret)
-
-
-def admin_router() -> APIRouter:
-    """Both admin routers, for ``app.include_router``."""
-    router = APIRouter()
-    router.include_router(users)
-    router.include_router(clients)
-    return router

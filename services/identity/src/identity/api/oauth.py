@@ -33,6 +33,7 @@ from identity.errors import (
 )
 from identity.provider import Provider, ProviderDep
 from identity.storage.grants import Grant
+from servicekit.application import RequestRoute
 from servicekit.tokens import InvalidToken, MalformedAuthorization, bearer_token
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ def _token_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=NO_STORE)
 
 
-@router.post("/token")
 async def token(request: Request) -> Response:
     """Token endpoint: authorization_code, refresh_token and client_credentials."""
     # The provider is taken from the app, not through ProviderDep: the token
@@ -69,6 +69,13 @@ async def token(request: Request) -> Response:
         body = await _refresh_token(provider, client, params)
     metrics.tokens_issued.labels(grant_type=grant_type).inc()
     return _token_response(body)
+
+
+# The hot path, served without FastAPI's parameter solving: it reads its form
+# itself (see servicekit.application.RequestRoute).
+router.add_api_route(
+    "/token", token, methods=["POST"], route_class_override=RequestRoute
+)
 
 
 def _client_credentials(
