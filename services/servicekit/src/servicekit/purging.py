@@ -12,9 +12,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from sqlalchemy import ColumnElement, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
+import sqlalchemy
+from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 
 logger = logging.getLogger(__name__)
 
@@ -25,28 +26,30 @@ FIRST_PURGE_DELAY = 60.0
 
 
 async def delete_in_batches(
-    sessions: async_sessionmaker[AsyncSession],
-    key: InstrumentedAttribute[str],
+    database: AsyncEngine | async_sessionmaker[AsyncSession],
+    model: type[DeclarativeBase],
     condition: ColumnElement[bool],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
-    """Delete the rows matching ``condition``, ``batch_size`` per transaction.
+    """Delete the rows of ``model`` matching ``condition``, a batch per transaction.
 
-    ``key`` is the table's primary key column; rows are chosen by it in a
-    subquery because neither SQLite nor PostgreSQL has ``DELETE ... LIMIT``.
-    Returns how many rows this call deleted.
+    Rows are chosen by primary key (one column or several) in a subquery,
+    because neither SQLite nor PostgreSQL has ``DELETE ... LIMIT``. Returns how
+    many rows this call deleted.
     """
-    table = key.class_
+    primary_key = sqlalchemy.inspect(model).primary_key
+    chosen = select(*primary_key).where(condition).limit(batch_size)
+    key = primary_key[0] if len(primary_key) == 1 else tuple_(*primary_key)
+    statement = (
+        delete(model)
+        .where(key.in_(chosen))
+        .execution_options(synchronize_session=False)
+    )
     deleted = 0
     while True:
-        chosen = select(key).where(condition).limit(batch_size)
-        async with sessions.begin() as session:
-            result = await session.execute(
-                delete(table)
-                .where(key.in_(chosen.scalar_subquery()))
-                .execution_options(synchronize_session=False)
-            )
+        async with database.begin() as connection:
+            result = await connection.execute(statement)
         count = int(result.rowcount)  # type: ignore[attr-defined]
         deleted += count
         if count < batch_size:

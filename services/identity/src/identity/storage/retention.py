@@ -22,7 +22,6 @@ import time
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
 
 from identity.storage.grants import (
     AccessTokenRow,
@@ -31,6 +30,7 @@ from identity.storage.grants import (
     GrantRow,
     RefreshTokenRow,
 )
+from identity.storage.models import Base
 from identity.throttling import Throttle
 from servicekit.purging import DEFAULT_BATCH_SIZE, delete_in_batches
 
@@ -87,25 +87,23 @@ class Retention:
         cutoff = moment - self.grace
         counts = {
             "browser_sessions": await self._delete(
-                BrowserSessionRow.id, _sessions_over(cutoff)
+                BrowserSessionRow, _sessions_over(cutoff)
             ),
             "authorization_codes": await self._delete(
-                AuthorizationCodeRow.code_hash, AuthorizationCodeRow.expires_at < cutoff
+                AuthorizationCodeRow, AuthorizationCodeRow.expires_at < cutoff
             ),
             "refresh_tokens": await self._delete(
-                RefreshTokenRow.token_hash, _families_over(cutoff)
+                RefreshTokenRow, _families_over(cutoff)
             ),
             "access_tokens": await self._delete(
-                AccessTokenRow.jti, AccessTokenRow.expires_at < cutoff
+                AccessTokenRow, AccessTokenRow.expires_at < cutoff
             ),
             "throttles": await self._throttle.purge(moment),
         }
-        counts["grants"] = await self._delete(GrantRow.id, _grants_unreferenced(cutoff))
+        counts["grants"] = await self._delete(GrantRow, _grants_unreferenced(cutoff))
         return counts
 
-    async def _delete(
-        self, key: InstrumentedAttribute[str], condition: ColumnElement[bool]
-    ) -> int:
+    async def _delete(self, model: type[Base], condition: ColumnElement[bool]) -> int:
         return await delete_in_batches(
-            self._sessions, key, condition, batch_size=self.batch_size
+            self._sessions, model, condition, batch_size=self.batch_size
         )
