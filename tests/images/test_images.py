@@ -24,7 +24,7 @@ MAX_ADDED_MEGABYTES = 150
 OTHER_PACKAGES = {
     "identity": ["orders", "gateway", "aiohttp"],
     "orders": ["identity", "gateway", "aiohttp"],
-    "gateway": ["identity", "orders"],
+    "gateway": ["identity", "orders", "aiohttp"],
 }
 DEV_TOOLS = ["pytest", "ruff", "mypy", "helm_python", "kubernetes_validate"]
 

@@ -21,9 +21,11 @@ from identity.keys.store import KeyStore
 from identity.provider import Provider
 from identity.settings import Settings
 from identity.storage.grants import GrantStore
+from identity.storage.retention import Retention
 from identity.tokens import LocalAccessTokens, TokenIssuer
 from servicekit.application import add_routes, service_app
 from servicekit.database import create_engine, ping
+from servicekit.purging import PeriodicPurge
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     engine = create_engine(settings.database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     provider = build_provider(settings, sessions)
+    retention = Retention(sessions, provider.accounts.throttle)
+    purge = PeriodicPurge(retention.purge, interval=settings.purge_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,15 +106,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = sessions
         app.state.provider = provider
+        app.state.purge = purge
         app.state.accounts = provider.accounts
         app.state.access_tokens = LocalAccessTokens(provider.tokens, ADMIN_AUDIENCE)
         _warn_about_development_key(settings)
         await provider.keys.maintain()
         await provider.accounts.start()
         provider.keys.start()
+        purge.start()
         try:
             yield
         finally:
+            await purge.stop()
             await provider.keys.stop()
             await engine.dispose()
 

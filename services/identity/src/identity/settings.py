@@ -66,6 +66,12 @@ class Settings(ServiceSettings):
         description="A rotated refresh token replayed within this many seconds "
         "is refused without revoking its family (concurrent tabs, retries).",
     )
+    purge_interval_seconds: float = Field(
+        3600,
+        ge=0,
+        description="How often expired sessions, codes, tokens, throttling "
+        "counters and finished grants are deleted (0: never).",
+    )
     cors_origins: list[str] = Field(
         default=[],
         description="Origins allowed by CORS on token, userinfo, revocation, "

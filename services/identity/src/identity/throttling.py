@@ -12,7 +12,8 @@ SQLite and PostgreSQL. Checking happens before the credentials are verified,
 so a few attempts already in flight when the limit is reached still complete;
 the limit is therefore approximate by the number of concurrent attempts.
 Rows whose window and block are over mean nothing any more (the next failure
-starts again from one); :meth:`Throttle.purge` deletes them, at every start.
+starts again from one); :meth:`Throttle.purge` deletes them, at every start
+and with the periodic purge.
 """
 
 import hashlib
@@ -141,9 +142,9 @@ class Throttle:
                 )
             )
 
-    async def purge(self) -> int:
+    async def purge(self, now: float | None = None) -> int:
         """Delete counters whose window and block are both over; how many."""
-        now = self._clock()
+        now = self._clock() if now is None else now
         async with self._sessions.begin() as session:
             result = await session.execute(
                 delete(ThrottleRow).where(

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from orders.storage.reads import order_reader
 from servicekit.application import add_routes, service_app
 from servicekit.bearer import BearerAuthentication
 from servicekit.database import create_engine, ping
+from servicekit.purging import PeriodicPurge
 from servicekit.tokens import TokenVerifier
 
 
@@ -39,7 +41,14 @@ def _verifier(settings: Settings) -> TokenVerifier:
 def create_app(settings: Settings) -> FastAPI:
     """The orders ASGI application for ``settings``."""
     engine = create_engine(settings.database_url, sqlite_pool_size=5)
-    store = OrderStore(engine, order_reader(settings.database_url))
+    store = OrderStore(
+        engine,
+        order_reader(settings.database_url),
+        idempotency_key_ttl=timedelta(seconds=settings.idempotency_key_ttl_seconds),
+    )
+    purge = PeriodicPurge(
+        store.purge_idempotency_keys, interval=settings.purge_interval_seconds
+    )
     verifier = _verifier(settings)
 
     @asynccontextmanager
@@ -48,9 +57,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         await store.start()
         await verifier.start()
+        purge.start()
         try:
             yield
         finally:
+            await purge.stop()
             await verifier.close()
             await store.close()
             await engine.dispose()

@@ -33,6 +33,18 @@ class Settings(ServiceSettings):
         ge=0,
         description="Verified tokens remembered until they expire (0: none).",
     )
+    idempotency_key_ttl_seconds: int = Field(
+        86_400,
+        ge=1,
+        description="How long an Idempotency-Key replays its first response; "
+        "after that the key is new again.",
+    )
+    purge_interval_seconds: float = Field(
+        3600,
+        ge=0,
+        description="How often idempotency keys past their retention are "
+        "deleted (0: never).",
+    )
     max_body_bytes: int = Field(
         65_536, ge=1024, description="Largest request body accepted (else 413)."
     )

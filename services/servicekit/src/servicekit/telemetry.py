@@ -10,8 +10,9 @@ ids. The SDK itself reads ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
 
 What is traced: inbound requests (the ASGI middleware, one server span named
 ``<method> <route template>``), outbound HTTP of httpx (servicekit's JWKS
-client) and aiohttp (the gateway's upstream client), SQLAlchemy engines made by
-:func:`servicekit.database.create_engine`, and redis-py. W3C trace context
+client) and of aiohttp where it is installed (no image installs it; the
+gateway's own upstream client makes its spans itself), SQLAlchemy engines
+made by :func:`servicekit.database.create_engine`, and redis-py. W3C trace context
 (``traceparent``) is read from requests and written on outbound ones.
 """
 
@@ -229,8 +230,9 @@ def configure_telemetry(service: str) -> Telemetry:
 
 
 # library -> (instrumentation module, instrumentor class, extra arguments). Each
-# image installs only its own service's libraries (aiohttp and redis only in
-# the gateway's), so a library that is absent is skipped.
+# image installs only its own service's libraries (redis only in the gateway's,
+# aiohttp in none: only the tests' upstream server uses it), so a library that
+# is absent is skipped.
 _INSTRUMENTATIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "httpx": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor", {}),
     "aiohttp": (

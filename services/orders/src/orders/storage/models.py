@@ -79,7 +79,9 @@ class IdempotencyKeyRow(Base):
 
     The primary key makes the claim on a key atomic: of concurrent requests
     with one key, exactly one inserts this row (and its order, in the same
-    transaction); the others find it and replay its response.
+    transaction); the others find it and replay its response. A row older than
+    the retention (``ORDERS_IDEMPOTENCY_KEY_TTL_SECONDS``) counts as absent: the
+    next request with its key takes it over, and the purge deletes it.
     """
 
     __tablename__ = "idempotency_keys"
@@ -90,3 +92,5 @@ class IdempotencyKeyRow(Base):
     order_id: Mapped[str] = mapped_column(String(36))
     response: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)

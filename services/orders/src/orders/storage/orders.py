@@ -5,13 +5,14 @@ replicas (or fifty concurrent requests) never interleave half of one change
 with half of another:
 
 - creation claims the ``Idempotency-Key`` row and inserts the order in one
-  transaction, ``INSERT ... ON CONFLICT DO NOTHING`` deciding the winner;
+  transaction, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <the key expired>``
+  deciding the winner (a live key is left alone, an expired one taken over);
 - updates are ``UPDATE ... WHERE id = :id AND version = :expected``, the
   optimistic lock behind ``If-Match``.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -32,9 +33,12 @@ from orders.domain.listing import Cursor
 from orders.domain.orders import Item, Order, Status
 from orders.storage.models import IdempotencyKeyRow, OrderRow, UtcDateTime
 from orders.storage.reads import OrderReader
+from servicekit.purging import delete_in_batches
 
 orders_table: Table = OrderRow.__table__  # type: ignore[assignment]
 keys_table: Table = IdempotencyKeyRow.__table__  # type: ignore[assignment]
+# Stripe keeps idempotency keys for 24 hours; a retry comes much sooner.
+DEFAULT_IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -121,9 +125,16 @@ def page_query(
 class OrderStore:
     """The orders table and the idempotency keys, over one engine."""
 
-    def __init__(self, engine: AsyncEngine, reader: OrderReader) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reader: OrderReader,
+        *,
+        idempotency_key_ttl: timedelta = DEFAULT_IDEMPOTENCY_KEY_TTL,
+    ) -> None:
         self.engine = engine
         self.reader = reader
+        self.idempotency_key_ttl = idempotency_key_ttl
         self._insert = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -141,20 +152,34 @@ class OrderStore:
 
         None means ``order`` was created now. A key already taken, even by a
         request committing at this instant, returns what that request stored.
+        A key taken longer than the retention ago is taken over, as if unseen:
+        the conditional update decides between concurrent requests as the
+        insert does (PostgreSQL locks the row; SQLite has one writer).
         """
+        insert = self._insert(keys_table).values(
+            owner=claim.owner,
+            key=claim.key,
+            fingerprint=claim.fingerprint,
+            order_id=order.id,
+            response=claim.response,
+            created_at=claim.created_at,
+        )
+        expired = keys_table.c.created_at < claim.created_at - self.idempotency_key_ttl
         async with self.engine.begin() as connection:
             claimed = await connection.execute(
-                self._insert(keys_table)
-                .values(
-                    owner=claim.owner,
-                    key=claim.key,
-                    fingerprint=claim.fingerprint,
-                    order_id=order.id,
-                    response=claim.response,
-                    created_at=claim.created_at,
-                )
-                .on_conflict_do_nothing()
-                .returning(keys_table.c.key)
+                insert.on_conflict_do_update(
+                    index_elements=[keys_table.c.owner, keys_table.c.key],
+                    set_={
+                        column: insert.excluded[column]
+                        for column in (
+                            "fingerprint",
+                            "order_id",
+                            "response",
+                            "created_at",
+                        )
+                    },
+                    where=expired,
+                ).returning(keys_table.c.key)
             )
             if claimed.first() is not None:
                 await connection.execute(
@@ -178,6 +203,15 @@ class OrderStore:
             )
         ).one()
         return StoredResponse(row.fingerprint, row.order_id, row.response)
+
+    async def purge_idempotency_keys(
+        self, now: datetime | None = None
+    ) -> dict[str, int]:
+        """Delete the keys past their retention; how many, by table."""
+        moment = datetime.now(UTC) if now is None else now
+        expired = IdempotencyKeyRow.created_at < moment - self.idempotency_key_ttl
+        deleted = await delete_in_batches(self.engine, IdempotencyKeyRow, expired)
+        return {"idempotency_keys": deleted}
 
     async def get(self, order_id: str) -> Order | None:
         """The order with this id, whoever owns it (see :mod:`.reads`)."""
