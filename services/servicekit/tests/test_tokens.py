@@ -340,6 +340,42 @@ async def test_a_cached_token_is_answered_without_verifying_again(jwks_server, r
     assert again is first
 
 
+async def test_the_cache_keeps_no_usable_token(jwks_server, rsa_key):
+    verifier = TokenVerifier(
+        jwks_url=jwks_server.url, issuer=ISSUER, audience="orders", cache_size=2
+    )
+    await verifier.start()
+    try:
+        token = rsa_key.sign(access_token_claims())
+        await verifier.verify(token)
+    finally:
+        await verifier.close()
+
+    assert list(verifier._verified) == [hashlib.sha256(token.encode()).digest()]
+
+
+async def test_verifiers_can_share_one_key_set(jwks_server, rsa_key):
+    first = TokenVerifier(jwks_url=jwks_server.url, issuer=ISSUER, audience="orders")
+    second = TokenVerifier(
+        jwks_url=jwks_server.url, issuer=ISSUER, audience="identity", jwks=first.jwks
+    )
+    await first.start()
+    try:
+        orders = await first.verify(rsa_key.sign(access_token_claims()))
+        identity = await second.verify(
+            rsa_key.sign(access_token_claims(aud="identity"))
+        )
+        await second.close()
+        # The shared cache is the first verifier's: closing the second keeps it.
+        again = await first.verify(rsa_key.sign(access_token_claims(jti="other")))
+    finally:
+        await first.close()
+
+    assert jwks_server.fetches == 1
+    assert (orders.audience, identity.audience) == (("orders",), ("identity",))
+    assert again.audience == ("orders",)
+
+
 async def test_a_cached_token_still_expires(jwks_server, rsa_key):
     verifier = TokenVerifier(
         jwks_url=jwks_server.url,

@@ -3,15 +3,14 @@
 Tokens are verified by the platform's shared :class:`TokenVerifier` (JWKS
 prefetched at start-up, refreshed after its TTL, one shared refetch on an
 unknown ``kid`` with a cooldown, the last good keys kept when identity is
-unreachable). On top of it sits a bounded cache of verified tokens: a client
-sends the same token with every request, and a repeated token costs a hash and
-a dict lookup instead of an RSA signature check.
-
-The cache is keyed by the SHA-256 of the token, so the gateway's memory holds
-no usable credential, and an entry lives no longer than its token (``exp``).
-A key removed from the JWKS does not evict the tokens it signed: they stay
-accepted until they expire, which is what identity's rotation (keys retired
-only after the tokens they signed) already allows.
+unreachable), one verifier per audience the routes name, all sharing one key
+set. Each keeps a bounded cache of the tokens it verified: a client sends the
+same token with every request, and a repeated token costs a hash and a dict
+lookup instead of an RSA signature check. The cache is keyed by the token's
+SHA-256, so the gateway's memory holds no usable credential; an entry lives no
+longer than its token, nor than its key in the JWKS (identity retires a key
+only after the tokens it signed have expired, so that happens only when a key
+is withdrawn on purpose).
 
 Refusals follow RFC 6750 section 3: 401 with ``error="invalid_token"`` for a
 missing, malformed or rejected token (no error code when there was none,
@@ -19,9 +18,7 @@ section 3.1), 400 ``invalid_request`` for an ``Authorization`` header that is
 not a bearer token, 403 ``insufficient_scope`` naming the scopes needed.
 """
 
-import hashlib
 import logging
-import time
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +27,7 @@ from gateway import metrics
 from gateway.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from servicekit.jwks import JwksCache
 from servicekit.tokens import (
+    DEFAULT_ALGORITHMS,
     AccessToken,
     InvalidRequest,
     InvalidToken,
@@ -46,6 +44,7 @@ DEFAULT_CACHE_SIZE = 10_000
 # Far above any real token (identity's are about 1 KB); a longer value is
 # refused before it costs a base64 decode.
 MAX_TOKEN_BYTES = 16 * 1024
+JWKS_TIMEOUT_SECONDS = 5
 
 
 class AuthPolicy(BaseModel):
@@ -67,33 +66,6 @@ class AuthPolicy(BaseModel):
         if not self.required and (self.scopes or self.audience):
             raise ValueError("scopes and audience need required: true")
         return self
-
-
-class VerifiedTokens:
-    """Tokens verified before, by the hash of the token, until they expire."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[bytes, AccessToken] = {}
-
-    def get(self, digest: bytes, now: float) -> AccessToken | None:
-        token = self._entries.get(digest)
-        if token is None:
-            return None
-        if token.expires_at <= now:
-            del self._entries[digest]
-            return None
-        return token
-
-    def put(self, digest: bytes, token: AccessToken) -> None:
-        if len(self._entries) >= self.max_entries:
-            # Insertion order: the oldest entry goes first, without the cost
-            # of an LRU's reordering on every hit.
-            del self._entries[next(iter(self._entries))]
-        self._entries[digest] = token
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def _challenge(
@@ -118,28 +90,24 @@ class Authenticator:
         jwks_ttl_seconds: float = 300,
         refetch_cooldown_seconds: float = 10,
     ) -> None:
-        self._verifiers: dict[str, TokenVerifier] = {}
-        self._caches: dict[str, VerifiedTokens] = {}
-        self._spare_caches: list[JwksCache] = []
-        shared: JwksCache | None = None
-        for audience in sorted(set(audiences)):
-            verifier = TokenVerifier(
+        self.jwks = JwksCache(
+            jwks_url,
+            algorithms=DEFAULT_ALGORITHMS,
+            ttl_seconds=jwks_ttl_seconds,
+            refetch_cooldown_seconds=refetch_cooldown_seconds,
+            http_timeout_seconds=JWKS_TIMEOUT_SECONDS,
+            on_refresh=_count_refresh,
+        )
+        self._verifiers = {
+            audience: TokenVerifier(
                 jwks_url=jwks_url,
                 issuer=issuer,
                 audience=audience,
-                jwks_ttl_seconds=jwks_ttl_seconds,
-                refetch_cooldown_seconds=refetch_cooldown_seconds,
-                on_jwks_refresh=_count_refresh,
+                cache_size=cache_size,
+                jwks=self.jwks,
             )
-            if shared is None:
-                shared = verifier.jwks
-            else:
-                # One key set for every audience: one fetch, one cooldown. The
-                # verifier's own cache is closed in start(), inside the loop.
-                self._spare_caches.append(verifier.jwks)
-                verifier.jwks = shared
-            self._verifiers[audience] = verifier
-            self._caches[audience] = VerifiedTokens(cache_size)
+            for audience in sorted(set(audiences))
+        }
 
     @property
     def ready(self) -> bool:
@@ -147,18 +115,15 @@ class Authenticator:
         return all(verifier.ready for verifier in self._verifiers.values())
 
     async def start(self) -> None:
-        """Close the spare key caches and fetch the keys once."""
-        for spare in self._spare_caches:
-            await spare.close()
-        self._spare_caches.clear()
+        """Fetch the keys once (retried in the background until they come)."""
         first = next(iter(self._verifiers.values()), None)
         if first is not None:
             await first.start()
 
     async def close(self) -> None:
-        first = next(iter(self._verifiers.values()), None)
-        if first is not None:
-            await first.close()
+        for verifier in self._verifiers.values():
+            await verifier.close()
+        await self.jwks.close()
 
     async def authenticate(
         self, authorization: bytes | None, policy: AuthPolicy
@@ -201,15 +166,8 @@ class Authenticator:
         return verified
 
     async def _verify(self, audience: str, token: str) -> AccessToken:
-        cache = self._caches[audience]
-        digest = hashlib.sha256(token.encode("ascii")).digest()
-        now = time.time()
-        cached = cache.get(digest, now)
-        if cached is not None:
-            return cached
-
         try:
-            verified = await self._verifiers[audience].verify(token)
+            return await self._verifiers[audience].verify(token)
         except KeysUnavailable as exc:
             _reject("keys_unavailable")
             # Not a 401: the token may be fine, the gateway cannot tell yet.
@@ -223,8 +181,6 @@ class Authenticator:
                 f"The bearer token was rejected: {exc.description}.",
                 headers=_challenge("invalid_token", exc.description),
             ) from exc
-        cache.put(digest, verified)
-        return verified
 
 
 def _reject(reason: str) -> None:

@@ -13,6 +13,7 @@ from RFC 9068 section 4 and RFC 8725:
 """
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
@@ -177,8 +178,14 @@ class TokenVerifier:
         http_timeout_seconds: float = 5,
         on_jwks_refresh: RefreshListener | None = None,
         cache_size: int = 0,
+        jwks: JwksCache | None = None,
     ) -> None:
-        """``cache_size`` > 0 remembers that many verified tokens (see :meth:`verify`)."""
+        """``cache_size`` > 0 remembers that many verified tokens (see :meth:`verify`).
+
+        ``jwks`` shares a key cache between verifiers of one issuer (one per
+        audience): one fetch, one refetch cooldown. Its owner closes it; this
+        verifier's :meth:`close` closes only the cache it made itself.
+        """
         unsafe = set(algorithms) - _SAFE_ALGORITHMS
         if unsafe:
             raise ValueError(
@@ -190,7 +197,8 @@ class TokenVerifier:
         self.algorithms = tuple(algorithms)
         self.typ = typ
         self.leeway_seconds = leeway_seconds
-        self.jwks = JwksCache(
+        self._owns_jwks = jwks is None
+        self.jwks = jwks or JwksCache(
             jwks_url,
             algorithms=self.algorithms,
             ttl_seconds=jwks_ttl_seconds,
@@ -200,7 +208,9 @@ class TokenVerifier:
         )
         self._decoder = jwt.PyJWT()
         self.cache_size = cache_size
-        self._verified: dict[str, tuple[str, AccessToken]] = {}
+        # Keyed by the token's SHA-256, so that memory holds no usable
+        # credential: a heap dump of the process yields no bearer token.
+        self._verified: dict[bytes, tuple[str, AccessToken]] = {}
         self._retry_task: asyncio.Task[None] | None = None
 
     @property
@@ -226,7 +236,8 @@ class TokenVerifier:
     async def close(self) -> None:
         if self._retry_task is not None:
             self._retry_task.cancel()
-        await self.jwks.close()
+        if self._owns_jwks:
+            await self.jwks.close()
 
     async def verify(self, token: str) -> AccessToken:
         """The verified token, or :class:`InvalidToken` saying what is wrong.
@@ -236,16 +247,17 @@ class TokenVerifier:
         of a given string cannot change, so only time and key removal matter.
         """
         if self.cache_size > 0:
-            remembered = self._remembered(token)
+            digest = hashlib.sha256(token.encode()).digest()
+            remembered = self._remembered(digest)
             if remembered is not None:
                 return remembered
             verified = await self._verify(token)
-            self._remember(token, verified)
+            self._remember(digest, verified)
             return verified
         return await self._verify(token)
 
-    def _remembered(self, token: str) -> AccessToken | None:
-        entry = self._verified.get(token)
+    def _remembered(self, digest: bytes) -> AccessToken | None:
+        entry = self._verified.get(digest)
         if entry is None:
             return None
         kid, verified = entry
@@ -253,16 +265,16 @@ class TokenVerifier:
         if time.time() >= verified.expires_at + self.leeway_seconds or not (
             self.jwks.knows(kid)
         ):
-            del self._verified[token]
+            del self._verified[digest]
             return None
         return verified
 
-    def _remember(self, token: str, verified: AccessToken) -> None:
+    def _remember(self, digest: bytes, verified: AccessToken) -> None:
         if len(self._verified) >= self.cache_size:
             # Oldest first (dicts keep insertion order): a bounded memory cost
             # whatever number of distinct tokens arrives.
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (verified.key_id, verified)
+        self._verified[digest] = (verified.key_id, verified)
 
     async def _verify(self, token: str) -> AccessToken:
         try:
