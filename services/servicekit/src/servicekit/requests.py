@@ -144,7 +144,11 @@ class RequestContextMiddleware:
             if metrics is not None:
                 metrics.observe(scope["method"], route, status, elapsed)
                 metrics.in_flight.dec()
-            if scope["path"] not in self.skip_access_log:
+            # The level check first: at WARNING (the gateway in production) the
+            # fields of a line nobody writes are not built at all.
+            if access_logger.isEnabledFor(logging.INFO) and (
+                scope["path"] not in self.skip_access_log
+            ):
                 client = scope.get("client")
                 access_logger.info(
                     "request",
