@@ -6,6 +6,7 @@ stay below Kubernetes' ``terminationGracePeriodSeconds``.
 """
 
 import asyncio
+import gc
 import logging
 import socket
 import sys
@@ -33,6 +34,10 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.after_shutdown = after_shutdown
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        freeze_start_up_objects()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
         for callback in self.after_shutdown:
@@ -40,6 +45,20 @@ class _Server(uvicorn.Server):
                 await asyncio.to_thread(callback)
             except Exception:
                 logger.exception("shutdown step failed")
+
+
+def freeze_start_up_objects() -> None:
+    """Move what start-up made (modules, settings, routes, keys) out of the GC's sight.
+
+    A full collection traverses every tracked object; with the libraries a
+    service imports that took 45-50 ms in the gateway under load, a pause that
+    every request arriving meanwhile waits out (a few of them per second at
+    the gateway's rates, enough to move its p99). Frozen objects are never
+    traversed again, so a full collection scans only what requests created.
+    Garbage goes first, so that none of it is kept forever.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def serve(
