@@ -1,9 +1,7 @@
 """The periodic purge in the service, its failures, and ``python -m identity purge``."""
 
-import asyncio
 import base64
 import json
-import logging
 import subprocess
 import sys
 
@@ -15,6 +13,7 @@ from identity.storage.retention import GRACE_SECONDS, Retention
 from identity.throttling import Throttle
 from servicekit.database import create_engine, upgrade_database_async
 from servicekit.purging import PeriodicPurge
+from tests.support.purging import REFUSING_HOST, failures_while_running
 
 
 def run_identity(*args, env):
@@ -56,35 +55,19 @@ async def test_the_purge_command_deletes_expired_rows_and_prints_the_counts(tmp_
 
 
 async def test_a_database_failure_is_logged_and_the_next_interval_tries_again(caplog):
-    # Nothing listens on port 1: every connection attempt is refused.
-    engine = create_engine("postgresql://identity@127.0.0.1:1/identity")
+    engine = create_engine(f"postgresql://identity@{REFUSING_HOST}/identity")
     sessions = async_sessionmaker(engine)
     retention = Retention(sessions, Throttle(sessions, window_seconds=900))
-    purge = PeriodicPurge(retention.purge, interval=0.05)
-    caplog.set_level(logging.INFO, logger="servicekit.purging")
-
-    purge.start()
     try:
-        for _ in range(400):  # 20 s at most
-            if len(failures(caplog)) >= 2:
-                break
-            await asyncio.sleep(0.05)
-        running = purge.running
+        failures, running = await failures_while_running(
+            PeriodicPurge(retention.purge, interval=0.05), caplog
+        )
     finally:
-        await purge.stop()
         await engine.dispose()
 
-    assert len(failures(caplog)) >= 2
+    assert len(failures) >= 2
     assert running
-    assert failures(caplog)[0].error.startswith("ConnectionRefusedError: ")
-
-
-def failures(caplog):
-    return [
-        record
-        for record in caplog.records
-        if record.getMessage() == "purge failed" and record.levelno == logging.WARNING
-    ]
+    assert failures[0].error.startswith("ConnectionRefusedError: ")  # type: ignore[attr-defined]
 
 
 async def test_an_interval_of_zero_disables_the_periodic_purge():

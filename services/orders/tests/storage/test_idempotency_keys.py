@@ -1,7 +1,6 @@
 """Idempotency keys past their retention are purged; migration 0003 indexes them."""
 
 import asyncio
-import logging
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
@@ -20,6 +19,7 @@ from servicekit.database import (
     upgrade_database_async,
 )
 from servicekit.purging import PeriodicPurge
+from tests.support.purging import REFUSING_HOST, failures_while_running
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=24)
@@ -61,34 +61,18 @@ async def test_keys_past_their_retention_are_deleted_and_the_others_kept(
 
 
 async def test_a_database_failure_is_logged_and_does_not_stop_the_purge(caplog):
-    # Nothing listens on port 1: every connection attempt is refused.
-    url = "postgresql://orders@127.0.0.1:1/orders"
+    url = f"postgresql://orders@{REFUSING_HOST}/orders"
     engine = create_engine(url)
     store = OrderStore(engine, order_reader(url))
-    purge = PeriodicPurge(store.purge_idempotency_keys, interval=0.05)
-    caplog.set_level(logging.INFO, logger="servicekit.purging")
-
-    purge.start()
     try:
-        for _ in range(400):  # 20 s at most
-            if len(failures(caplog)) >= 2:
-                break
-            await asyncio.sleep(0.05)
-        running = purge.running
+        failures, running = await failures_while_running(
+            PeriodicPurge(store.purge_idempotency_keys, interval=0.05), caplog
+        )
     finally:
-        await purge.stop()
         await engine.dispose()
 
-    assert len(failures(caplog)) >= 2
+    assert len(failures) >= 2
     assert running
-
-
-def failures(caplog):
-    return [
-        record
-        for record in caplog.records
-        if record.getMessage() == "purge failed" and record.levelno == logging.WARNING
-    ]
 
 
 async def test_migration_0003_adds_the_index_and_removes_it_on_downgrade(
