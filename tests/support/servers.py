@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,55 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class RawSocketServer:
+    """A loopback TCP server that a test scripts byte by byte, a thread per connection.
+
+    Subclasses answer in :meth:`handle`; they set their own attributes before
+    calling ``__init__``, which starts accepting at once.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(
+                target=self.handle, args=(connection,), daemon=True
+            ).start()
+
+    def handle(self, connection: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def read_head(
+    connection: socket.socket, data: bytes = b""
+) -> tuple[bytes, bytes] | None:
+    """A request head read after ``data`` (without its blank line) and what
+    followed it, or None when the peer closed first."""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
 
 
 @dataclass(frozen=True)

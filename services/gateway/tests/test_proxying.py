@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import RawSocketServer, free_port, read_head
 
 MIB = 1024 * 1024
 
@@ -239,21 +239,17 @@ def test_a_body_within_the_limit_passes(gateway):
     assert response.json()["bytes"] == 1000
 
 
-class SilentUpstream:
+class SilentUpstream(RawSocketServer):
     """Reads a request, never answers, and notes when the gateway hangs up."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.got_request = threading.Event()
         self.saw_eof = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        connection, _ = self._listener.accept()
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += connection.recv(65536)
+    def handle(self, connection: socket.socket) -> None:
+        if read_head(connection) is None:
+            return
         self.got_request.set()
         connection.settimeout(30)
         try:
@@ -262,9 +258,6 @@ class SilentUpstream:
         except OSError:
             return
         self.saw_eof.set()
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def test_a_client_that_disconnects_cancels_its_upstream_call(start_gateway):
@@ -290,33 +283,14 @@ def test_a_client_that_disconnects_cancels_its_upstream_call(start_gateway):
     silent.close()
 
 
-class ClosingUpstream:
+class ClosingUpstream(RawSocketServer):
     """Answers the first request of each connection and keeps it alive, then
     closes the connection when a second request arrives on it: the race of a
     pooled connection that the upstream closes as the gateway reuses it."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._one, args=(connection,), daemon=True).start()
-
-    def _one(self, connection: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return
-            data += chunk
+    def handle(self, connection: socket.socket) -> None:
+        if read_head(connection) is None:
+            return
         body = b'{"ok":true}'
         connection.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -324,9 +298,6 @@ class ClosingUpstream:
         )
         connection.recv(65536)
         connection.close()
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def test_an_idempotent_request_on_a_stale_pooled_connection_is_retried_once(

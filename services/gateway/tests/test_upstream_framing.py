@@ -7,59 +7,34 @@ httpx, which says what a user would see.
 """
 
 import socket
-import threading
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import RawSocketServer, read_head
 
 Answer = Callable[[bytes], tuple[bytes, bool]]
 
 
-class RawUpstream:
+class RawUpstream(RawSocketServer):
     """Answers each request with ``answer(request) -> (bytes, close)``."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        self.port = free_port()
-        self.connections = 0
         self.requests: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._one, args=(connection,), daemon=True).start()
-
-    def _one(self, connection: socket.socket) -> None:
+    def handle(self, connection: socket.socket) -> None:
         with connection:
             data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                request, data = data.split(b"\r\n\r\n", 1)
+            while (read := read_head(connection, data)) is not None:
+                request, data = read
                 self.requests.append(request)
                 answer, close = self.answer(request)
                 connection.sendall(answer)
                 if close:
                     return
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 @pytest.fixture
