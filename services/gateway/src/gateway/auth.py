@@ -28,6 +28,7 @@ from gateway.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthoriz
 from servicekit.jwks import JwksCache
 from servicekit.tokens import (
     DEFAULT_ALGORITHMS,
+    DEFAULT_JWKS_TIMEOUT_SECONDS,
     AccessToken,
     InvalidRequest,
     InvalidToken,
@@ -44,7 +45,6 @@ DEFAULT_CACHE_SIZE = 10_000
 # Far above any real token (identity's are about 1 KB); a longer value is
 # refused before it costs a base64 decode.
 MAX_TOKEN_BYTES = 16 * 1024
-JWKS_TIMEOUT_SECONDS = 5
 
 
 class AuthPolicy(BaseModel):
@@ -95,7 +95,7 @@ class Authenticator:
             algorithms=DEFAULT_ALGORITHMS,
             ttl_seconds=jwks_ttl_seconds,
             refetch_cooldown_seconds=refetch_cooldown_seconds,
-            http_timeout_seconds=JWKS_TIMEOUT_SECONDS,
+            http_timeout_seconds=DEFAULT_JWKS_TIMEOUT_SECONDS,
             on_refresh=_count_refresh,
         )
         self._verifiers = {

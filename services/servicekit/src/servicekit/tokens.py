@@ -38,6 +38,7 @@ from servicekit.jwks import JwksCache, RefreshListener
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
+DEFAULT_JWKS_TIMEOUT_SECONDS = 5.0
 _SAFE_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
 # RFC 9068 section 4; "application/at+jwt" is the same media type spelled in full.
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -175,7 +176,7 @@ class TokenVerifier:
         leeway_seconds: float = 30,
         jwks_ttl_seconds: float = 300,
         refetch_cooldown_seconds: float = 10,
-        http_timeout_seconds: float = 5,
+        http_timeout_seconds: float = DEFAULT_JWKS_TIMEOUT_SECONDS,
         on_jwks_refresh: RefreshListener | None = None,
         cache_size: int = 0,
         jwks: JwksCache | None = None,
