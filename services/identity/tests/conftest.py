@@ -1,7 +1,9 @@
 """Fixtures of identity's tests: migrated databases and an Accounts over them."""
 
 import base64
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -74,3 +76,19 @@ def accounts(
 def settings_for() -> object:
     """:func:`accounts_settings`, for test folders that cannot import this module."""
     return accounts_settings
+
+
+@pytest.fixture
+def run_identity() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs ``python -m identity <args>`` with only ``env`` and a PATH."""
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "identity", *args],
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run

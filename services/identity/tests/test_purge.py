@@ -2,8 +2,6 @@
 
 import base64
 import json
-import subprocess
-import sys
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -16,17 +14,9 @@ from servicekit.purging import PeriodicPurge
 from tests.support.purging import REFUSING_HOST, failures_while_running
 
 
-def run_identity(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "identity", *args],
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-async def test_the_purge_command_deletes_expired_rows_and_prints_the_counts(tmp_path):
+async def test_the_purge_command_deletes_expired_rows_and_prints_the_counts(
+    run_identity, tmp_path
+):
     url = f"sqlite:///{tmp_path / 'identity.db'}"
     await upgrade_database_async(MIGRATIONS, url)
     engine = create_engine(url)

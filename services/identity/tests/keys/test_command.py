@@ -1,23 +1,13 @@
 import base64
 import os
 import stat
-import subprocess
-import sys
 
 from identity.keys.encryption import development_key_encryption_key
 
 
-def run_identity(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "identity", *args],
-        env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_rotate_keys_publishes_a_new_key_and_then_reports_it_pending(tmp_path):
+def test_rotate_keys_publishes_a_new_key_and_then_reports_it_pending(
+    run_identity, tmp_path
+):
     env = {
         "IDENTITY_DATABASE_URL": f"sqlite:///{tmp_path / 'identity.db'}",
         "IDENTITY_KEY_ENCRYPTION_KEY": base64.b64encode(b"q" * 32).decode(),
@@ -38,7 +28,7 @@ def test_rotate_keys_publishes_a_new_key_and_then_reports_it_pending(tmp_path):
     assert outcome[2] == outcome[1]
 
 
-def test_postgresql_without_a_kek_stops_start_up_naming_the_variable():
+def test_postgresql_without_a_kek_stops_start_up_naming_the_variable(run_identity):
     finished = run_identity(
         env={"IDENTITY_DATABASE_URL": "postgresql://identity@127.0.0.1:1/identity"}
     )
@@ -51,7 +41,7 @@ def test_postgresql_without_a_kek_stops_start_up_naming_the_variable():
     )
 
 
-def test_a_bad_kek_is_refused_without_echoing_it():
+def test_a_bad_kek_is_refused_without_echoing_it(run_identity):
     finished = run_identity(
         env={"IDENTITY_KEY_ENCRYPTION_KEY": "c2hvcnQ="}  # base64 of b"short"
     )
