@@ -42,8 +42,8 @@ class BrowserSessionRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(36), index=True)
     auth_time: Mapped[float] = mapped_column(Float)
-    expires_at: Mapped[float] = mapped_column(Float)
-    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
 class ConsentRow(Base):
@@ -66,7 +66,7 @@ class GrantRow(Base):
     scope: Mapped[str] = mapped_column(Text)
     resource: Mapped[str] = mapped_column(Text)  # JSON list of audiences
     auth_time: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
@@ -74,12 +74,12 @@ class AuthorizationCodeRow(Base):
     __tablename__ = "authorization_codes"
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    grant_id: Mapped[str] = mapped_column(String(36))
+    grant_id: Mapped[str] = mapped_column(String(36), index=True)
     client_id: Mapped[str] = mapped_column(String(100))
     redirect_uri: Mapped[str] = mapped_column(Text)
     code_challenge: Mapped[str] = mapped_column(String(128))
     nonce: Mapped[str | None] = mapped_column(Text, nullable=True)
-    expires_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
@@ -105,7 +105,7 @@ class AccessTokenRow(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     grant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    expires_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_access_tokens_grant_id", "grant_id"),)
