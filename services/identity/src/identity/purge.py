@@ -5,18 +5,13 @@ The same purge the service runs every ``IDENTITY_PURGE_INTERVAL_SECONDS``
 after a large clean-up. Safe while replicas serve and purge themselves.
 """
 
-import asyncio
-import json
-import logging
-
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from identity.settings import Settings
 from identity.storage.retention import Retention
 from identity.throttling import Throttle
 from servicekit.database import create_engine
-
-logger = logging.getLogger(__name__)
+from servicekit.purging import purge_from_command_line
 
 
 async def purge_expired(settings: Settings) -> dict[str, int]:
@@ -31,8 +26,4 @@ async def purge_expired(settings: Settings) -> dict[str, int]:
 
 
 def run_purge(settings: Settings) -> None:
-    counts = asyncio.run(purge_expired(settings))
-    logger.info(
-        "expired rows purged", extra={"deleted": counts, "total": sum(counts.values())}
-    )
-    print(json.dumps(counts, sort_keys=True))
+    purge_from_command_line(lambda: purge_expired(settings))

@@ -5,17 +5,13 @@ cron job when the interval is 0 (replicas then keep expired keys, which are
 still treated as unseen) or after a long outage. Safe while replicas serve.
 """
 
-import asyncio
-import json
-import logging
 from datetime import timedelta
 
 from orders.settings import Settings
 from orders.storage.orders import OrderStore
 from orders.storage.reads import order_reader
 from servicekit.database import create_engine
-
-logger = logging.getLogger(__name__)
+from servicekit.purging import purge_from_command_line
 
 
 async def purge_expired(settings: Settings) -> dict[str, int]:
@@ -33,8 +29,4 @@ async def purge_expired(settings: Settings) -> dict[str, int]:
 
 
 def run_purge(settings: Settings) -> None:
-    counts = asyncio.run(purge_expired(settings))
-    logger.info(
-        "expired rows purged", extra={"deleted": counts, "total": sum(counts.values())}
-    )
-    print(json.dumps(counts, sort_keys=True))
+    purge_from_command_line(lambda: purge_expired(settings))

@@ -9,8 +9,10 @@ rows deleted once.
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy import ColumnElement, delete, select, tuple_
@@ -54,6 +56,21 @@ async def delete_in_batches(
         deleted += count
         if count < batch_size:
             return deleted
+
+
+def purge_from_command_line(
+    purge: Callable[[], Coroutine[Any, Any, Mapping[str, int]]],
+) -> None:
+    """One purge for a service's ``purge`` command: logged, the counts printed.
+
+    The counts go to standard output as one JSON object, for a cron job's log
+    or a script; a failure propagates, so the command exits non-zero.
+    """
+    counts: dict[str, int] = dict(asyncio.run(purge()))
+    logger.info(
+        "expired rows purged", extra={"deleted": counts, "total": sum(counts.values())}
+    )
+    print(json.dumps(counts, sort_keys=True))
 
 
 class PeriodicPurge:
