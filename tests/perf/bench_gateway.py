@@ -44,6 +44,9 @@ CONNECTIONS = 32
 PACED_HORIZON_SECONDS = 0.025
 PACED_SCRIPT = Path(__file__).with_name("paced.lua")
 ARRIVALS = ("even", "poisson")
+# Lower shares of the gateway's maximum, paced evenly: where its tail stands
+# below the target's rate (half the maximum).
+CURVE_FRACTIONS = (0.25, 0.375)
 MEMORY_KEYS = 2_000_000
 QUIET_IDLE_SHARE = 0.8
 QUIET_WAIT_SECONDS = 10
@@ -255,9 +258,51 @@ def run(workdir: Path) -> str:
             }
             for arrivals in ARRIVALS
         }
+        maximum = medians["gateway"].requests_per_second
+        curve = {
+            fraction: {
+                name: _median(
+                    _paced(
+                        urls[name],
+                        token,
+                        maximum * fraction,
+                        "even",
+                        targets.pids[name],
+                    )
+                )
+                for name in ("nginx direct", "gateway")
+            }
+            for fraction in CURVE_FRACTIONS
+        }
 
     memory = _memory_probe()
-    return _report(throughput, medians, paced, target, memory)
+    curve_section = _curve_report(curve, paced["even"], maximum)
+    return _report(throughput, medians, paced, target, [curve_section, memory])
+
+
+def _curve_report(
+    curve: dict[float, dict[str, WrkResult]],
+    half: dict[str, list[WrkResult]],
+    maximum: float,
+) -> str:
+    points = {**curve, 0.5: {name: _median(half[name]) for name in half}}
+    lines = [
+        f"Latency the gateway adds as its paced rate grows (even slots, {RUNS} "
+        f"runs of {RUN_SECONDS} s per point, medians; 0.5 is the row above):",
+        "",
+        "| share of its maximum | req/s | added p50 ms | added p99 ms | gateway's "
+        "share of its core | late |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for fraction in sorted(points):
+        direct, gateway = points[fraction]["nginx direct"], points[fraction]["gateway"]
+        lines.append(
+            f"| {fraction:.3g} | {maximum * fraction:.0f} | "
+            f"{gateway.p50_ms - direct.p50_ms:.3f} | "
+            f"{gateway.p99_ms - direct.p99_ms:.3f} | {gateway.cpu_share:.2f} | "
+            f"{gateway.late_share:.2%} |"
+        )
+    return "\n".join(lines)
 
 
 def _report(
@@ -265,7 +310,7 @@ def _report(
     medians: dict[str, WrkResult],
     paced: dict[str, dict[str, list[WrkResult]]],
     target: float,
-    memory: str,
+    closing: list[str],
 ) -> str:
     lines = [
         "## gateway: authenticated, rate-limited proxy path vs HAProxy 2.6",
@@ -349,8 +394,6 @@ def _report(
             f"p99 {peer.p99_ms - direct.p99_ms:.3f} ms. The gateway's p99 "
             f"per run: {per_run} ms."
         )
-    lines += [
-        "",
-        memory,
-    ]
+    for paragraph in closing:
+        lines += ["", paragraph]
     return "\n".join(lines)
