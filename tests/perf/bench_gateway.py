@@ -139,9 +139,12 @@ def _wrk(
         _wait_for_quiet_core()
     cpu_before = _cpu_seconds(pid) if pid else 0.0
     started = time.monotonic()
-    paced = ["-s", str(PACED_SCRIPT), url, "--", *script_args] if script_args else []
+    # wrk passes what follows "--" to the script's init().
+    target = (
+        ["-s", str(PACED_SCRIPT), url, "--", *script_args] if script_args else [url]
+    )
     done = subprocess.run(
-        [*command, *(paced or [url])],
+        [*command, *target],
         capture_output=True,
         text=True,
         check=True,
@@ -250,7 +253,8 @@ def run(workdir: Path) -> str:
                 throughput[name].append(_wrk(url, token, RUN_SECONDS, pid=pid))
         medians = _medians(throughput)
 
-        target = medians["gateway"].requests_per_second / 2
+        maximum = medians["gateway"].requests_per_second
+        target = maximum / 2
         paced = {
             arrivals: {
                 name: _paced(urls[name], token, target, arrivals, targets.pids[name])
@@ -258,7 +262,6 @@ def run(workdir: Path) -> str:
             }
             for arrivals in ARRIVALS
         }
-        maximum = medians["gateway"].requests_per_second
         curve = {
             fraction: {
                 name: _median(
