@@ -1,8 +1,9 @@
-"""The command line every service has: ``serve`` (the default) and ``migrate``."""
+"""The command line every service has: ``serve`` (the default), ``migrate``, and
+the one-off maintenance commands a service adds (``purge``, ``rotate-keys``)."""
 
 import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from starlette.types import ASGIApp
@@ -26,11 +27,17 @@ def run_service(
     create_app: Callable[[SettingsT], ASGIApp],
     *,
     migrate: Callable[[SettingsT], None] | None = None,
+    maintenance: Mapping[str, Callable[[SettingsT], None]] | None = None,
     argv: list[str] | None = None,
     proxy_headers: bool = True,
 ) -> None:
-    """Parse the command line, load settings (or exit explaining why), and run."""
-    commands = ["serve", "migrate"] if migrate else ["serve"]
+    """Parse the command line, load settings (or exit explaining why), and run.
+
+    ``maintenance`` names one-off commands, each run with the settings and the
+    service's logging instead of serving.
+    """
+    extra = dict(maintenance or {})
+    commands = ["serve", *(["migrate"] if migrate else []), *extra]
     parser = argparse.ArgumentParser(prog=service)
     parser.add_argument("command", nargs="?", default="serve", choices=commands)
     args = parser.parse_args(argv)
@@ -42,6 +49,9 @@ def run_service(
     if args.command == "migrate" and migrate is not None:
         migrate(settings)
         logger.info("database migrated")
+        return
+    if args.command in extra:
+        extra[args.command](settings)
         return
 
     try:
