@@ -15,6 +15,8 @@ slots, evenly spaced; again with Poisson arrivals), against the gateway and
 against nginx direct at the same rate; the difference of their percentiles is
 the gateway's share. wrk still times a request from its send, so requests
 sent late because every connection was busy are counted and reported.
+HAProxy is also paced at half its own maximum, against nginx direct at that
+rate: the peer measured on the latency target's own terms.
 """
 
 import json
@@ -277,10 +279,33 @@ def run(workdir: Path) -> str:
             }
             for fraction in CURVE_FRACTIONS
         }
+        peer_half = medians["HAProxy 2.6"].requests_per_second / 2
+        peer = {
+            name: _paced(urls[name], token, peer_half, "even", targets.pids[name])
+            for name in ("nginx direct", "HAProxy 2.6")
+        }
 
     memory = _memory_probe()
     curve_section = _curve_report(curve, paced["even"], maximum)
-    return _report(throughput, medians, paced, target, [curve_section, memory])
+    peer_section = _peer_report(peer, peer_half)
+    return _report(
+        throughput, medians, paced, target, [curve_section, peer_section, memory]
+    )
+
+
+def _peer_report(runs_by_name: dict[str, list[WrkResult]], rate: float) -> str:
+    """HAProxy held to the latency target's terms: half its own maximum."""
+    results = _medians(runs_by_name)
+    direct, peer = results["nginx direct"], results["HAProxy 2.6"]
+    per_run = ", ".join(f"{r.p99_ms:.2f}" for r in runs_by_name["HAProxy 2.6"])
+    return (
+        f"The peer on the target's terms: HAProxy paced evenly at half its own "
+        f"maximum ({rate:.0f} req/s), nginx direct at the same rate, {RUNS} runs "
+        f"of {RUN_SECONDS} s each, medians: HAProxy adds p50 "
+        f"{peer.p50_ms - direct.p50_ms:.3f} ms, p99 "
+        f"{peer.p99_ms - direct.p99_ms:.3f} ms (its p99 per run: {per_run} ms; "
+        f"{peer.cpu_share:.2f} of its core, late {peer.late_share:.2%})."
+    )
 
 
 def _curve_report(
