@@ -82,7 +82,9 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
                 }
             ]
         },
-        "extraUpstreams": {"billing": "http://billing.billing:8000"},
+        "extraUpstreams": {"billing": "https://billing.billing:8443"},
+        "upstreamPolicies": {"billing": {"ca_file": "/etc/gateway-tls/ca.crt"}},
+        "upstreamTLS": {"secretName": "billing-ca"},
         "routes": [
             {"prefix": "/auth", "upstream": "identity", "strip_prefix": True},
             {"prefix": "/orders", "upstream": "orders"},

@@ -4,6 +4,7 @@ the helm test pods."""
 
 from urllib.parse import urlsplit
 
+import helm_python
 import pytest
 import yaml
 
@@ -366,3 +367,72 @@ def test_the_rendered_routes_file_is_one_the_gateway_accepts():
     assert str(table.upstreams["orders"].url).startswith("http://orders.platform")
     assert table.routes[1].retry.attempts == 3
     assert set(table.rate_limits) == {"default", "auth"}
+
+
+@pytest.mark.parametrize(
+    ("source", "volume"),
+    [
+        ({"secretName": "cluster-ca"}, {"secret": {"secretName": "cluster-ca"}}),
+        ({"configMapName": "trust-bundle"}, {"configMap": {"name": "trust-bundle"}}),
+    ],
+    ids=["secret", "config-map"],
+)
+def test_the_gateway_mounts_the_tls_files_its_https_upstreams_name(source, volume):
+    from gateway.routing import RouteTable
+
+    manifests = render_platform(
+        {
+            "gateway": {
+                "upstreamTLS": source,
+                "extraUpstreams": {"billing": "https://billing.finance:8443"},
+                "upstreamPolicies": {
+                    "billing": {
+                        "ca_file": "/etc/gateway-tls/ca.crt",
+                        "client_certificate_file": "/etc/gateway-tls/tls.crt",
+                        "client_key_file": "/etc/gateway-tls/tls.key",
+                    }
+                },
+            }
+        }
+    )
+    document = yaml.safe_load(
+        find(manifests, "ConfigMap", "gateway-routes").body["data"]["routes.yaml"]
+    )
+    spec = find(manifests, "Deployment", "gateway").body["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+
+    assert document["upstreams"]["billing"] == {
+        "url": "https://billing.finance:8443",
+        "ca_file": "/etc/gateway-tls/ca.crt",
+        "client_certificate_file": "/etc/gateway-tls/tls.crt",
+        "client_key_file": "/etc/gateway-tls/tls.key",
+    }
+    assert volumes["upstream-tls"] == {"name": "upstream-tls", **volume}
+    assert mounts["upstream-tls"] == {
+        "name": "upstream-tls",
+        "mountPath": "/etc/gateway-tls",
+        "readOnly": True,
+    }
+    # The gateway accepts the routes file but for the files, which only the pod has.
+    billing = document["upstreams"]["billing"]
+    with pytest.raises(ValueError, match="ca_file"):
+        RouteTable.model_validate(document)
+    for field in ("ca_file", "client_certificate_file", "client_key_file"):
+        del billing[field]
+    assert RouteTable.model_validate(document).upstreams["billing"].url.port == 8443
+
+
+def test_the_gateway_mounts_no_tls_files_unless_asked():
+    spec = find(render_platform(), "Deployment", "gateway").body["spec"]["template"][
+        "spec"
+    ]
+
+    assert "upstream-tls" not in {v["name"] for v in spec["volumes"]}
+
+
+def test_tls_files_from_both_a_secret_and_a_config_map_stop_the_install():
+    with pytest.raises(helm_python.HelmError, match="secretName or configMapName"):
+        render_platform(
+            {"gateway": {"upstreamTLS": {"secretName": "a", "configMapName": "b"}}}
+        )

@@ -48,12 +48,31 @@ routes.yaml: |
 - name: routes
   configMap:
     name: {{ include "lib.fullname" . }}-routes
+{{- with .Values.upstreamTLS }}
+{{- if and .secretName .configMapName }}
+{{- fail "upstreamTLS: set secretName or configMapName, not both" }}
+{{- else if .secretName }}
+- name: upstream-tls
+  secret:
+    secretName: {{ .secretName }}
+{{- else if .configMapName }}
+- name: upstream-tls
+  configMap:
+    name: {{ .configMapName }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "gateway.volumeMounts" -}}
 - name: routes
   mountPath: /etc/gateway
   readOnly: true
+{{- if or .Values.upstreamTLS.secretName .Values.upstreamTLS.configMapName }}
+{{- /* Beside the routes, not inside: their volume is read-only. */}}
+- name: upstream-tls
+  mountPath: /etc/gateway-tls
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The gateway answers, and its /auth route really reaches identity. */}}

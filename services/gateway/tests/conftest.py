@@ -17,6 +17,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.certificates import (
+    Authority,
+    certificate_authority,
+    server_certificate,
+)
 from tests.support.processes import ServiceProcess, service_environment
 from tests.support.servers import free_port, wait_for_port
 from tests.support.tokens import ISSUER, JwksServer
@@ -30,14 +35,18 @@ class UpstreamProcess:
 
     port: int
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # PEM files of the certificate chain and key, and of the CA that must sign
+    # the client's certificate: served over TLS with them.
+    tls: tuple[Path, ...] = ()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        tls = [str(path) for path in self.tls]
         self.process = subprocess.Popen(
-            [sys.executable, str(UPSTREAM_SCRIPT), str(self.port)],
+            [sys.executable, str(UPSTREAM_SCRIPT), str(self.port), *tls],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -58,6 +67,35 @@ class UpstreamProcess:
 def upstream() -> Iterator[UpstreamProcess]:
     """The test upstream, running."""
     server = UpstreamProcess(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def authority(tmp_path: Path) -> Authority:
+    """A private CA, as a cluster's (cert-manager's, say)."""
+    return certificate_authority(tmp_path, "cluster-ca")
+
+
+@pytest.fixture
+def tls_upstream(tmp_path: Path, authority: Authority) -> Iterator[UpstreamProcess]:
+    """The test upstream over TLS, its certificate for localhost signed by ``authority``."""
+    server = UpstreamProcess(free_port(), tls=server_certificate(tmp_path, authority))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mtls_upstream(tmp_path: Path, authority: Authority) -> Iterator[UpstreamProcess]:
+    """As ``tls_upstream``, refusing clients without a certificate ``authority`` signed."""
+    chain, key = server_certificate(tmp_path, authority)
+    server = UpstreamProcess(free_port(), tls=(chain, key, authority.pem))
     server.start()
     try:
         yield server

@@ -1,9 +1,12 @@
 """A small upstream for the gateway's tests, run as its own process.
 
-``python upstream_server.py PORT`` serves:
+``python upstream_server.py PORT [CERT KEY [CLIENT_CA]]`` serves, over TLS
+with the PEM certificate chain and key when given (and then asking for a
+client certificate signed by CLIENT_CA, when given):
 
 - ``/echo/...``: the method, path, query, headers and body size it received,
-  and the peer address of the connection it came on;
+  the peer address of the connection it came on and the common name of the
+  client's TLS certificate;
 - ``/upload``: reads the body as it streams and answers its size and SHA-256;
 - ``/download?size=N``: N bytes, streamed in 64 KiB chunks;
 - ``/gzip``: a gzip body with its ``Content-Encoding`` and ``Content-Length``;
@@ -17,6 +20,7 @@
 import asyncio
 import gzip
 import hashlib
+import ssl
 import sys
 from collections import Counter
 
@@ -41,8 +45,23 @@ async def echo(request: web.Request) -> web.Response:
             "peer": list(request.transport.get_extra_info("peername") or ())
             if request.transport is not None
             else [],
+            "client_certificate": _client_common_name(request),
         }
     )
+
+
+def _client_common_name(request: web.Request) -> str | None:
+    """The common name of the TLS client's verified certificate, if it sent one."""
+    certificate = (
+        request.transport.get_extra_info("peercert") if request.transport else None
+    )
+    if not certificate:
+        return None
+    for rdn in certificate["subject"]:
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -132,7 +151,16 @@ def main() -> None:
             web.get("/_hits", hit_counts),
         ]
     )
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+    tls = None
+    if len(sys.argv) >= 4:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[2], sys.argv[3])
+        if len(sys.argv) == 5:
+            tls.load_verify_locations(sys.argv[4])
+            tls.verify_mode = ssl.CERT_REQUIRED
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), ssl_context=tls, print=None
+    )
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def new_upstream_pool(upstream: Upstream) -> UpstreamPool:
         # Pools are made inside the running loop, after servicekit set up
         # tracing (or did not).
         tracer=configured_tracer(),
+        tls=upstream.tls_context(),
     )
 
 

@@ -4,6 +4,7 @@ Routes come from a YAML file. A file that is not valid stops start-up with a
 message naming the route and the field, as every other bad setting does.
 """
 
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     HttpUrl,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +42,58 @@ class Upstream(BaseModel):
     idle_timeout_seconds: float = Field(4.0, gt=0)
     max_connections: int = Field(0, ge=0, description="0: no limit.")
     circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+    # The CA certificates (PEM) that sign an https:// upstream's certificate,
+    # such as a cluster's private CA; they replace the system's trust store
+    # for this upstream.
+    ca_file: FilePath | None = None
+    # The gateway's own certificate (chain) and key, in PEM, for an upstream
+    # that asks for one (mutual TLS).
+    client_certificate_file: FilePath | None = None
+    client_key_file: FilePath | None = None
+
+    @field_validator("ca_file", "client_certificate_file", "client_key_file")
+    @classmethod
+    def _https_only(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        url = info.data.get("url")
+        if value is not None and url is not None and url.scheme != "https":
+            raise ValueError("applies only to an https:// upstream")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_usable(self) -> "Upstream":
+        if (self.client_certificate_file is None) != (self.client_key_file is None):
+            raise ValueError("client_certificate_file and client_key_file go together")
+        # Loaded once here, so that a bad file stops start-up rather than
+        # failing every call.
+        self.tls_context()
+        return self
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """How to verify this upstream and prove the gateway to it; None for HTTP.
+
+        Raises ValueError, naming the field, when a file does not load.
+        """
+        if self.url.scheme != "https":
+            return None
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file else None
+            )
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"ca_file: {str(self.ca_file)!r} holds no CA certificate in PEM ({exc})"
+            ) from exc
+        if self.client_certificate_file is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.client_certificate_file), str(self.client_key_file)
+                )
+            except ssl.SSLError as exc:
+                raise ValueError(
+                    "client_certificate_file, client_key_file: not a certificate "
+                    f"in PEM and its private key ({exc})"
+                ) from exc
+        return context
 
 
 class Route(BaseModel):

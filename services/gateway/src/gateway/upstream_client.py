@@ -411,7 +411,8 @@ class UpstreamPool:
     ``http.method``, ``http.url`` without its query, ``http.status_code``, as
     the aiohttp and httpx instrumentations record them) whose context goes
     upstream in ``traceparent``, replacing the caller's: the upstream's spans
-    are children of the gateway's call.
+    are children of the gateway's call. ``tls`` verifies an ``https://``
+    upstream (default: the system's trust store).
     """
 
     def __init__(
@@ -421,12 +422,15 @@ class UpstreamPool:
         max_connections: int = 0,
         idle_timeout: float = 4.0,
         tracer: trace.Tracer | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         https = parts.scheme == "https"
         self.port = parts.port or (443 if https else 80)
-        self.ssl = ssl.create_default_context() if https else None
+        if https and tls is None:
+            tls = ssl.create_default_context()
+        self.ssl = tls if https else None
         # RFC 9112 section 3.2: Host is the target URI's authority.
         self.authority = parts.netloc.rsplit("@", 1)[-1].encode("idna")
         self.base_path = parts.path.rstrip("/")
