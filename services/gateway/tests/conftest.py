@@ -63,15 +63,18 @@ class UpstreamProcess:
         return counts
 
 
-@pytest.fixture
-def upstream() -> Iterator[UpstreamProcess]:
-    """The test upstream, running."""
-    server = UpstreamProcess(free_port())
+def _running(server: UpstreamProcess) -> Iterator[UpstreamProcess]:
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def upstream() -> Iterator[UpstreamProcess]:
+    """The test upstream, running."""
+    yield from _running(UpstreamProcess(free_port()))
 
 
 @pytest.fixture
@@ -83,24 +86,15 @@ def authority(tmp_path: Path) -> Authority:
 @pytest.fixture
 def tls_upstream(tmp_path: Path, authority: Authority) -> Iterator[UpstreamProcess]:
     """The test upstream over TLS, its certificate for localhost signed by ``authority``."""
-    server = UpstreamProcess(free_port(), tls=server_certificate(tmp_path, authority))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    tls = server_certificate(tmp_path, authority)
+    yield from _running(UpstreamProcess(free_port(), tls=tls))
 
 
 @pytest.fixture
 def mtls_upstream(tmp_path: Path, authority: Authority) -> Iterator[UpstreamProcess]:
     """As ``tls_upstream``, refusing clients without a certificate ``authority`` signed."""
     chain, key = server_certificate(tmp_path, authority)
-    server = UpstreamProcess(free_port(), tls=(chain, key, authority.pem))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(UpstreamProcess(free_port(), tls=(chain, key, authority.pem)))
 
 
 GatewayFactory = Callable[..., ServiceProcess]
