@@ -148,9 +148,36 @@ async def test_no_keys_yet_is_a_503_not_a_401(jwks_server, rsa_key):
     ("fields", "message"),
     [
         ({"required": True}, "audience is required when auth is required"),
-        ({"scopes": ["orders:read"]}, "scopes and audience need required: true"),
+        (
+            {"scopes": ["orders:read"]},
+            "scopes, method_scopes and audience need required: true",
+        ),
+        (
+            {"method_scopes": {"POST": ["orders:write"]}},
+            "scopes, method_scopes and audience need required: true",
+        ),
+        (
+            {"required": True, "audience": "orders", "method_scopes": {"post": []}},
+            "'post' is not a request method in capitals",
+        ),
     ],
 )
 def test_inconsistent_auth_blocks_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         AuthPolicy(**fields)
+
+
+def test_method_scopes_add_to_the_routes_scopes():
+    policy = AuthPolicy(
+        required=True,
+        audience="orders",
+        scopes=("orders",),
+        method_scopes={"GET": ("orders:read",), "POST": ("orders:write", "orders")},
+    )
+
+    assert policy.scopes_for("GET") == ("orders", "orders:read")
+    # HEAD reads what GET reads.
+    assert policy.scopes_for("HEAD") == ("orders", "orders:read")
+    assert policy.scopes_for("POST") == ("orders", "orders:write")
+    assert policy.scopes_for("DELETE") == ("orders",)
+    assert POLICY.scopes_for("POST") == ("orders:read",)

@@ -16,6 +16,16 @@ ROUTES = [
         "auth": {"required": True, "audience": "orders", "scopes": ["orders:read"]},
     },
     {"prefix": "/public", "upstream": "up", "strip_prefix": True},
+    {
+        "prefix": "/shop",
+        "upstream": "up",
+        "strip_prefix": True,
+        "auth": {
+            "required": True,
+            "audience": "orders",
+            "method_scopes": {"GET": ["orders:read"], "POST": ["orders:write"]},
+        },
+    },
 ]
 
 
@@ -99,6 +109,41 @@ def test_an_expired_token_and_a_missing_scope(gateway, rsa_key):
         'Bearer realm="gateway", error="insufficient_scope", '
         'error_description="the token lacks a required scope", scope="orders:read"'
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "scope", "status"),
+    [
+        ("GET", "orders:read", 200),
+        ("HEAD", "orders:read", 200),
+        ("POST", "orders:read", 403),
+        ("POST", "orders:write", 200),
+        ("GET", "orders:write", 403),
+        # A method the route names no scopes for needs only a valid token.
+        ("DELETE", "profile", 200),
+    ],
+)
+def test_method_scopes_choose_what_each_method_needs(
+    gateway, rsa_key, method, scope, status
+):
+    token = rsa_key.sign(access_token_claims(scope=scope))
+
+    response = httpx.request(
+        method,
+        f"{gateway.base_url}/shop/echo",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    assert response.status_code == status
+    if status == 403:
+        needed = "orders:read" if method == "GET" else "orders:write"
+        assert response.headers["www-authenticate"] == (
+            'Bearer realm="gateway", error="insufficient_scope", '
+            f'error_description="the token lacks a required scope", scope="{needed}"'
+        )
+        assert response.json()["detail"] == (
+            f"The token lacks a scope this route needs: {needed}."
+        )
 
 
 def test_a_public_route_needs_no_token(gateway):

@@ -19,9 +19,17 @@ not a bearer token, 403 ``insufficient_scope`` naming the scopes needed.
 """
 
 import logging
+import re
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from gateway import metrics
 from gateway.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
@@ -45,16 +53,42 @@ DEFAULT_CACHE_SIZE = 10_000
 # Far above any real token (identity's are about 1 KB); a longer value is
 # refused before it costs a base64 decode.
 MAX_TOKEN_BYTES = 16 * 1024
+# A request method as registered (RFC 9110 section 16.1): a token, by
+# convention in capitals; methods are case-sensitive, so "get" is not GET.
+_METHOD = re.compile(r"[A-Z][A-Z-]*")
 
 
 class AuthPolicy(BaseModel):
-    """The ``auth`` block of a route: omitted, or required with scopes."""
+    """The ``auth`` block of a route: omitted, or required with scopes.
+
+    ``scopes`` are needed for every request, ``method_scopes`` add more for
+    the methods they name (``GET: [orders:read]``, ``POST: [orders:write]``);
+    HEAD asks what GET asks unless it is named itself, since it reads the
+    same resource (RFC 9110 section 9.3.2).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     required: bool = Field(False, description="Whether a bearer token is needed.")
     scopes: tuple[str, ...] = Field((), description="Scopes the token must carry.")
+    method_scopes: dict[str, tuple[str, ...]] = Field(
+        {}, description="More scopes the token must carry, per request method."
+    )
     audience: str | None = Field(None, description="The API the token must name.")
+    _by_method: dict[str, tuple[str, ...]] = PrivateAttr({})
+
+    @field_validator("method_scopes")
+    @classmethod
+    def _request_methods(
+        cls, value: dict[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
+        for method in value:
+            if not _METHOD.fullmatch(method):
+                raise ValueError(
+                    f"{method!r} is not a request method in capitals, "
+                    "such as GET or POST"
+                )
+        return value
 
     @model_validator(mode="after")
     def _audience_when_required(self) -> "AuthPolicy":
@@ -63,9 +97,22 @@ class AuthPolicy(BaseModel):
                 "audience is required when auth is required "
                 "(the API identifier the token's aud must contain, e.g. 'orders')"
             )
-        if not self.required and (self.scopes or self.audience):
-            raise ValueError("scopes and audience need required: true")
+        if not self.required and (self.scopes or self.method_scopes or self.audience):
+            raise ValueError("scopes, method_scopes and audience need required: true")
         return self
+
+    def model_post_init(self, context: object, /) -> None:
+        by_method = {
+            method: tuple(dict.fromkeys(self.scopes + extra))
+            for method, extra in self.method_scopes.items()
+        }
+        if "GET" in by_method and "HEAD" not in by_method:
+            by_method["HEAD"] = by_method["GET"]
+        self._by_method = by_method
+
+    def scopes_for(self, method: str) -> tuple[str, ...]:
+        """Every scope a ``method`` request on the route needs."""
+        return self._by_method.get(method, self.scopes)
 
 
 def _challenge(
@@ -126,9 +173,12 @@ class Authenticator:
         await self.jwks.close()
 
     async def authenticate(
-        self, authorization: bytes | None, policy: AuthPolicy
+        self, authorization: bytes | None, policy: AuthPolicy, method: str = "GET"
     ) -> AccessToken:
-        """The caller's verified token, or the RFC 6750 refusal to answer with."""
+        """The caller's verified token, or the RFC 6750 refusal to answer with.
+
+        ``method`` is the request's, which chooses the scopes needed.
+        """
         if authorization is None:
             _reject("missing")
             raise Unauthorized(
@@ -154,9 +204,10 @@ class Authenticator:
 
         audience = policy.audience or ""
         verified = await self._verify(audience, token)
-        if not verified.has_scopes(policy.scopes):
+        scopes = policy.scopes_for(method)
+        if not verified.has_scopes(scopes):
             _reject("insufficient_scope")
-            needed = " ".join(policy.scopes)
+            needed = " ".join(scopes)
             raise Forbidden(
                 f"The token lacks a scope this route needs: {needed}.",
                 headers=_challenge(

@@ -263,7 +263,7 @@ class Proxy:
         key = request.client_address or "unknown"
         if runtime.auth is not None and self.authenticator is not None:
             token = await self.authenticator.authenticate(
-                request.authorization, runtime.auth
+                request.authorization, runtime.auth, scope["method"]
             )
             subject = token.subject or token.client_id
             if subject:
