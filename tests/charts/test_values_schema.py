@@ -129,6 +129,33 @@ BAD_VALUES: list[Any] = [
         "protocol",
         id="otel-protocol",
     ),
+    pytest.param(
+        "gateway",
+        {
+            "routes": [
+                {
+                    "prefix": "/o",
+                    "upstream": "orders",
+                    "auth": {
+                        "required": True,
+                        "audience": "orders",
+                        "method_scopes": {"post": ["orders:write"]},
+                    },
+                }
+            ]
+        },
+        "'post' does not match pattern",
+        id="route-method-in-lower-case",
+    ),
+    pytest.param(
+        "gateway",
+        {"upstreamPolicies": {"orders": {"ca_file": "relative/ca.crt"}}},
+        "ca_file",
+        id="relative-ca-file",
+    ),
+    pytest.param(
+        "gateway", {"upstreamTLS": {"secret": "ca"}}, "secret", id="upstream-tls-key"
+    ),
 ]
 
 
@@ -164,6 +191,25 @@ def test_the_umbrella_needs_a_public_issuer_url():
         ("identity", {"logLevel": "debug"}),
         ("gateway", {"ingress": {"host": "*.example.com"}}),
         ("orders", {"database": {"url": "postgres://o:p@db:5432/orders"}}),
+        (
+            "gateway",
+            {
+                "routes": [
+                    {
+                        "prefix": "/orders",
+                        "upstream": "orders",
+                        "auth": {
+                            "required": True,
+                            "audience": "orders",
+                            "method_scopes": {
+                                "GET": ["orders:read"],
+                                "POST": ["orders:write"],
+                            },
+                        },
+                    }
+                ]
+            },
+        ),
     ],
 )
 def test_good_values_pass(chart, values):
