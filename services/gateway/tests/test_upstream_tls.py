@@ -6,13 +6,20 @@ for the client's certificate); the gateway trusts it only through the
 upstream's ``ca_file``.
 """
 
+import os
+import shutil
+
 import httpx
 import pytest
 import yaml
 
 from gateway.routing import load_route_table
 from servicekit.config import ConfigurationError
-from tests.support.certificates import certificate_authority, client_certificate
+from tests.support.certificates import (
+    certificate_authority,
+    client_certificate,
+    server_certificate,
+)
 
 ROUTES = [{"prefix": "/tls", "upstream": "secure", "strip_prefix": True}]
 
@@ -182,3 +189,41 @@ def test_unusable_tls_settings_stop_start_up(tmp_path, authority, setting, messa
         load_route_table(_routes_file(tmp_path, upstream))
 
     assert message in str(raised.value)
+
+
+def test_renewed_tls_files_are_used_without_a_restart(
+    start_gateway, tls_upstream, authority, tmp_path
+):
+    # As the kubelet updates a mounted Secret: the path stays, the file behind
+    # it is swapped whole.
+    mounted = tmp_path / "mounted-ca.crt"
+    shutil.copy(authority.pem, mounted)
+    url = f"https://localhost:{tls_upstream.port}"
+    gateway = start_gateway(ROUTES, {"secure": {"url": url, "ca_file": str(mounted)}})
+    assert httpx.get(f"{gateway.base_url}/tls/echo/x").status_code == 200
+
+    # The upstream comes back with a certificate from a new CA.
+    renewed = certificate_authority(tmp_path, "renewed-ca")
+    tls_upstream.stop()
+    folder = tmp_path / "renewed"
+    folder.mkdir()
+    tls_upstream.tls = server_certificate(folder, renewed)
+    tls_upstream.start()
+    assert httpx.get(f"{gateway.base_url}/tls/echo/x").status_code == 502
+
+    _swap(mounted, renewed.pem.read_bytes())
+    assert httpx.get(f"{gateway.base_url}/tls/echo/x").status_code == 200
+    assert "upstream TLS files reloaded" in gateway.log_path.read_text()
+
+    # A file caught half-written leaves the last good one in use.
+    _swap(mounted, b"-----BEGIN CERTIFICATE-----\n")
+    tls_upstream.stop()
+    tls_upstream.start()
+    assert httpx.get(f"{gateway.base_url}/tls/echo/x").status_code == 200
+    assert "the previous ones stay in use" in gateway.log_path.read_text()
+
+
+def _swap(path, content: bytes) -> None:
+    staged = path.with_suffix(".new")
+    staged.write_bytes(content)
+    os.replace(staged, path)

@@ -48,6 +48,7 @@ from gateway.upstream_client import (
     UpstreamResponse,
     configured_tracer,
 )
+from gateway.upstream_tls import UpstreamTls
 from servicekit import context
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ class ClientGone(Exception):
     """The client disconnected before its request body was complete."""
 
 
-def new_upstream_pool(upstream: Upstream) -> UpstreamPool:
-    """A pool of kept-alive connections to one upstream."""
+def new_upstream_pool(name: str, upstream: Upstream) -> UpstreamPool:
+    """A pool of kept-alive connections to the upstream ``name``."""
+    tls = UpstreamTls(name, upstream) if upstream.url.scheme == "https" else None
     return UpstreamPool(
         str(upstream.url),
         max_connections=upstream.max_connections,
@@ -81,7 +83,7 @@ def new_upstream_pool(upstream: Upstream) -> UpstreamPool:
         # Pools are made inside the running loop, after servicekit set up
         # tracing (or did not).
         tracer=configured_tracer(),
-        tls=upstream.tls_context(),
+        tls=tls.context if tls is not None else None,
     )
 
 
@@ -220,7 +222,7 @@ class Proxy:
         pool = self._pools.get(name)
         if pool is None:
             # Created on first use, inside the running event loop.
-            pool = new_upstream_pool(self.table.upstreams[name])
+            pool = new_upstream_pool(name, self.table.upstreams[name])
             self._pools[name] = pool
         return pool
 

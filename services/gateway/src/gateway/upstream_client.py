@@ -25,7 +25,7 @@ import asyncio
 import re
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -411,8 +411,9 @@ class UpstreamPool:
     ``http.method``, ``http.url`` without its query, ``http.status_code``, as
     the aiohttp and httpx instrumentations record them) whose context goes
     upstream in ``traceparent``, replacing the caller's: the upstream's spans
-    are children of the gateway's call. ``tls`` verifies an ``https://``
-    upstream (default: the system's trust store).
+    are children of the gateway's call. ``tls`` gives the context that
+    verifies an ``https://`` upstream as each connection opens (default: the
+    system's trust store).
     """
 
     def __init__(
@@ -422,15 +423,15 @@ class UpstreamPool:
         max_connections: int = 0,
         idle_timeout: float = 4.0,
         tracer: trace.Tracer | None = None,
-        tls: ssl.SSLContext | None = None,
+        tls: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         https = parts.scheme == "https"
         self.port = parts.port or (443 if https else 80)
         if https and tls is None:
-            tls = ssl.create_default_context()
-        self.ssl = tls if https else None
+            tls = _system_trust()
+        self.tls = tls if https else None
         # RFC 9112 section 3.2: Host is the target URI's authority.
         self.authority = parts.netloc.rsplit("@", 1)[-1].encode("idna")
         self.base_path = parts.path.rstrip("/")
@@ -609,7 +610,10 @@ class UpstreamPool:
         self.open += 1
         try:
             _, connection = await loop.create_connection(
-                lambda: _Connection(self), self.host, self.port, ssl=self.ssl
+                lambda: _Connection(self),
+                self.host,
+                self.port,
+                ssl=self.tls() if self.tls is not None else None,
             )
         except OSError as exc:
             self._slot_freed()
@@ -689,6 +693,11 @@ class UpstreamPool:
             self._sweep = None
         for connection in list(self._idle):
             connection.close()
+
+
+def _system_trust() -> Callable[[], ssl.SSLContext]:
+    context = ssl.create_default_context()
+    return lambda: context
 
 
 def _connect_timeout(seconds: float, deadline: float) -> asyncio.Timeout:
