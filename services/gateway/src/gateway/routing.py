@@ -63,9 +63,10 @@ class Upstream(BaseModel):
     def _tls_files_usable(self) -> "Upstream":
         if (self.client_certificate_file is None) != (self.client_key_file is None):
             raise ValueError("client_certificate_file and client_key_file go together")
-        # Loaded once here, so that a bad file stops start-up rather than
-        # failing every call.
-        self.tls_context()
+        if self.ca_file or self.client_certificate_file:
+            # Loaded once here, so that a bad file stops start-up rather than
+            # failing every call.
+            self.tls_context()
         return self
 
     def tls_context(self) -> ssl.SSLContext | None:
