@@ -75,7 +75,9 @@ class ClientGone(Exception):
 
 def new_upstream_pool(name: str, upstream: Upstream) -> UpstreamPool:
     """A pool of kept-alive connections to the upstream ``name``."""
-    tls = UpstreamTls(name, upstream) if upstream.url.scheme == "https" else None
+    # Without files of its own an https:// upstream is checked against the
+    # system's trust store, the pool's default.
+    tls = UpstreamTls(name, upstream) if upstream.tls_files else None
     return UpstreamPool(
         str(upstream.url),
         max_connections=upstream.max_connections,

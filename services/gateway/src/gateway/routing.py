@@ -63,19 +63,23 @@ class Upstream(BaseModel):
     def _tls_files_usable(self) -> "Upstream":
         if (self.client_certificate_file is None) != (self.client_key_file is None):
             raise ValueError("client_certificate_file and client_key_file go together")
-        if self.ca_file or self.client_certificate_file:
+        if self.tls_files:
             # Loaded once here, so that a bad file stops start-up rather than
             # failing every call.
             self.tls_context()
         return self
 
-    def tls_context(self) -> ssl.SSLContext | None:
-        """How to verify this upstream and prove the gateway to it; None for HTTP.
+    @property
+    def tls_files(self) -> tuple[Path, ...]:
+        """The TLS files this upstream names; none: the system's trust store."""
+        files = (self.ca_file, self.client_certificate_file, self.client_key_file)
+        return tuple(path for path in files if path is not None)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """How to verify this https:// upstream and prove the gateway to it.
 
         Raises ValueError, naming the field, when a file does not load.
         """
-        if self.url.scheme != "https":
-            return None
         try:
             context = ssl.create_default_context(
                 cafile=str(self.ca_file) if self.ca_file else None

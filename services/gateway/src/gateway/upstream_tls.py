@@ -24,30 +24,20 @@ _Identity = tuple[tuple[int, int, int] | None, ...]
 
 
 class UpstreamTls:
-    """The TLS context for ``name``'s connections, current with its files."""
+    """The TLS context for ``name``'s connections, current with its files.
+
+    For an https:// upstream that names TLS files (``Upstream.tls_files``).
+    """
 
     def __init__(self, name: str, upstream: Upstream) -> None:
         self.name = name
         self._upstream = upstream
-        self._files = [
-            path
-            for path in (
-                upstream.ca_file,
-                upstream.client_certificate_file,
-                upstream.client_key_file,
-            )
-            if path is not None
-        ]
+        self._files = upstream.tls_files
         self._identity = _identity(self._files)
-        context = upstream.tls_context()
-        if context is None:
-            raise ValueError(f"the upstream {name!r} is not an https:// upstream")
-        self._context = context
+        self._context = upstream.tls_context()
 
     def context(self) -> ssl.SSLContext:
         """The context to open a connection with, reloaded if the files changed."""
-        if not self._files:
-            return self._context
         identity = _identity(self._files)
         if identity != self._identity:
             self._identity = identity
@@ -63,12 +53,11 @@ class UpstreamTls:
                 extra={"upstream": self.name, "error": str(exc)},
             )
             return
-        if context is not None:
-            self._context = context
-            logger.info("upstream TLS files reloaded", extra={"upstream": self.name})
+        self._context = context
+        logger.info("upstream TLS files reloaded", extra={"upstream": self.name})
 
 
-def _identity(files: list[Path]) -> _Identity:
+def _identity(files: tuple[Path, ...]) -> _Identity:
     identities: list[tuple[int, int, int] | None] = []
     for path in files:
         try:
