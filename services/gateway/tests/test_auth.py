@@ -181,3 +181,13 @@ def test_method_scopes_add_to_the_routes_scopes():
     assert policy.scopes_for("POST") == ("orders", "orders:write")
     assert policy.scopes_for("DELETE") == ("orders",)
     assert POLICY.scopes_for("POST") == ("orders:read",)
+
+
+def test_a_head_named_in_method_scopes_asks_its_own():
+    policy = AuthPolicy(
+        required=True,
+        audience="orders",
+        method_scopes={"GET": ("orders:read",), "HEAD": ("orders:list",)},
+    )
+
+    assert policy.scopes_for("HEAD") == ("orders:list",)
