@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 @dataclass(frozen=True)
 class Authority:
-    """A CA's certificate file and a way to sign server certificates with it."""
+    """A CA's certificate file, and its key to sign certificates with."""
 
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey
@@ -23,18 +23,27 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def certificate_authority(folder: Path, common_name: str) -> Authority:
-    """A self-signed CA, its certificate written to ``folder/<common_name>.pem``."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateBuilder:
+    """A certificate for ``key``, valid from five minutes ago for a day."""
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
+    )
+
+
+def certificate_authority(folder: Path, common_name: str) -> Authority:
+    """A self-signed CA, its certificate written to ``folder/<common_name>.pem``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        _builder(_name(common_name), _name(common_name), key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -79,15 +88,8 @@ def _leaf(
     folder: Path, authority: Authority, common_name: str, usage: x509.ObjectIdentifier
 ) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(authority.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        _builder(_name(common_name), authority.certificate.subject, key)
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName(common_name)]),
             critical=False,
