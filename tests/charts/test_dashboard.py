@@ -26,6 +26,7 @@ GENERIC_SAMPLES = {
     "http_requests_in_flight",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
+    "event_loop_lag_seconds_bucket",
 }
 
 

@@ -80,6 +80,7 @@ def test_every_dashboard_metric_is_exported_by_its_service(tmp_path):
             "http_requests_in_flight",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
+            "event_loop_lag_seconds_bucket",
         } <= exported[service], service
 
 
@@ -107,7 +108,7 @@ def test_every_dashboard_query_runs_in_prometheus(platform, tmp_path):
             # query() asserts Prometheus accepted the expression.
             result = prometheus.query(instantiate(expression, variables))
             generic = all(
-                name.startswith(("http_", "process_"))
+                name.startswith(("http_", "process_", "event_loop_"))
                 for name in metric_names(expression)
             )
             if generic and not result:

@@ -89,6 +89,10 @@ def test_prometheus_sees_every_service_and_the_request_series_move(platform, tmp
             )
             assert prometheus.value(f'process_resident_memory_bytes{{job="{job}"}}')
             assert prometheus.value(f'python_info{{job="{job}"}}') == 1
+            # The event loop's timer has ticked (every 20 ms) since start-up.
+            ticks = prometheus.value(f'event_loop_lag_seconds_count{{job="{job}"}}')
+            assert ticks is not None, job
+            assert ticks > 0, job
 
         # Raw paths never become labels.
         routes = {

@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,13 @@ from pydantic_settings import SettingsConfigDict
 
 from servicekit.application import ServiceSettings, service_app
 from servicekit.config import load_settings
-from servicekit.metrics import DURATION_BUCKETS, HttpMetrics, MetricsServer
+from servicekit.metrics import (
+    DURATION_BUCKETS,
+    EventLoopLag,
+    HttpMetrics,
+    MetricsServer,
+    lag_histogram,
+)
 from servicekit.server import serve
 
 
@@ -133,6 +140,34 @@ async def test_in_flight_counts_requests_until_they_are_answered(
     release.set()
     assert (await pending).status_code == 200
     assert registry.get_sample_value("http_requests_in_flight") == 0
+
+
+async def test_a_blocked_event_loop_shows_as_lag(registry):
+    lag = EventLoopLag(lag_histogram(registry), interval=0.01)
+
+    def sample(name: str, **labels: str) -> float:
+        value = registry.get_sample_value(f"event_loop_lag_seconds_{name}", labels)
+        assert value is not None
+        return float(value)
+
+    lag.start()
+    try:
+        await asyncio.sleep(0.1)
+        idle_ticks = sample("count")
+        time.sleep(0.2)  # noqa: ASYNC251 - the blocking call a bug would make
+        await asyncio.sleep(0.05)
+    finally:
+        lag.stop()
+    stopped_at = sample("count")
+    await asyncio.sleep(0.05)
+
+    assert idle_ticks >= 3
+    # The tick due during the blocking call ran at least 0.19 s late; the
+    # ticks of the idle loop were on time (within the timers' resolution).
+    assert sample("bucket", le="0.1") < stopped_at
+    assert sample("bucket", le="0.025") >= idle_ticks - 1
+    assert sample("sum") >= 0.19
+    assert sample("count") == stopped_at
 
 
 def test_the_metrics_server_serves_the_registry_and_releases_its_port(registry):

@@ -11,8 +11,10 @@ still answers while the event loop is busy. One uvicorn process runs per
 container, so prometheus-client's multiprocess mode is not needed.
 """
 
+import asyncio
 import logging
 import threading
+import time
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -48,6 +50,12 @@ DURATION_BUCKETS = (
     30.0,
     60.0,
 )
+
+
+# How late the event loop ran its timer: from about the timers' own resolution
+# (uvloop counts in milliseconds) to a loop stalled for seconds.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+LAG_INTERVAL_SECONDS = 0.02
 
 
 def metrics_port(port: int) -> int:
@@ -117,6 +125,66 @@ def http_metrics() -> HttpMetrics:
     if _process_metrics is None:
         _process_metrics = HttpMetrics()
     return _process_metrics
+
+
+class EventLoopLag:
+    """How late the event loop runs a timer due every ``interval`` seconds.
+
+    Every request a process serves waits while its one event loop is busy
+    elsewhere: a blocking call, a long computation, a backlog of ready
+    callbacks, or a process that the kernel (or a virtual machine's host) did
+    not let run. Such a stall shows in every route's latency at once; this
+    histogram tells it from a slow upstream or database. Stalls shorter than
+    the interval are seen only when they cover a tick's due time.
+    """
+
+    def __init__(
+        self, histogram: Histogram, interval: float = LAG_INTERVAL_SECONDS
+    ) -> None:
+        self.histogram = histogram
+        self.interval = interval
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        """Tick on the running loop until :meth:`stop`."""
+        self._schedule(asyncio.get_running_loop())
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The loop's own clock may lag the present by the iteration under way;
+        # lateness is measured against the real one.
+        self._due = time.perf_counter() + self.interval
+        self._handle = loop.call_later(self.interval, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.histogram.observe(max(0.0, time.perf_counter() - self._due))
+        self._schedule(loop)
+
+
+def lag_histogram(registry: CollectorRegistry = REGISTRY) -> Histogram:
+    return Histogram(
+        "event_loop_lag_seconds",
+        f"How late the event loop ran a timer due every "
+        f"{LAG_INTERVAL_SECONDS * 1000:.0f} ms: time it could serve no request.",
+        buckets=LAG_BUCKETS,
+        registry=registry,
+    )
+
+
+_process_lag: EventLoopLag | None = None
+
+
+def event_loop_lag() -> EventLoopLag:
+    """The process's event loop monitor in the default registry, made once."""
+    global _process_lag
+    if _process_lag is None:
+        _process_lag = EventLoopLag(lag_histogram())
+    return _process_lag
 
 
 class MetricsServer:

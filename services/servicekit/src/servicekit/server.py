@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import uvicorn
 from starlette.types import ASGIApp
 
-from servicekit.metrics import MetricsServer
+from servicekit.metrics import MetricsServer, event_loop_lag
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,10 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         freeze_start_up_objects()
+        event_loop_lag().start()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        event_loop_lag().stop()
         await super().shutdown(sockets)
         for callback in self.after_shutdown:
             try:
