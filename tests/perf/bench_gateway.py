@@ -30,6 +30,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.perf.gateway_targets import (
     GATEWAY_REDIS,
     program,
@@ -67,6 +70,9 @@ class WrkResult:
     cpu_share: float = 0.0
     # Paced runs: the share of requests sent over 1 ms after their slot.
     late_share: float = 0.0
+    # The gateway: its event loop's ticks (every 20 ms) that ran over 5 ms and
+    # over 25 ms late during the run, read from event_loop_lag_seconds.
+    loop_stalls: tuple[int, int] | None = None
 
 
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -123,6 +129,23 @@ def _wait_for_quiet_core() -> None:
         pass
 
 
+def _late_ticks(metrics_url: str) -> tuple[float, float, float]:
+    """The gateway's event loop ticks so far: all, within 5 ms, within 25 ms."""
+    text = httpx.get(metrics_url, timeout=5).text
+    samples = {
+        sample.name + sample.labels.get("le", ""): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "event_loop_lag_seconds"
+        for sample in family.samples
+    }
+    prefix = "event_loop_lag_seconds_"
+    return (
+        samples[prefix + "count"],
+        samples[prefix + "bucket0.005"],
+        samples[prefix + "bucket0.025"],
+    )
+
+
 def _wrk(
     url: str,
     token: str,
@@ -131,6 +154,7 @@ def _wrk(
     connections: int = CONNECTIONS,
     script_args: tuple[str, ...] = (),
     pid: int | None = None,
+    metrics_url: str | None = None,
 ) -> WrkResult:
     command = [
         "taskset", "-c", "1", program("wrk"), "-t1", f"-c{connections}",
@@ -140,6 +164,7 @@ def _wrk(
     if pid:
         _wait_for_quiet_core()
     cpu_before = _cpu_seconds(pid) if pid else 0.0
+    ticks_before = _late_ticks(metrics_url) if metrics_url else None
     started = time.monotonic()
     # wrk passes what follows "--" to the script's init().
     target = (
@@ -154,6 +179,16 @@ def _wrk(
     )
     wall = time.monotonic() - started
     result = _parse_wrk(done.stdout)
+    if ticks_before is not None and metrics_url is not None:
+        ticks, within_5, within_25 = (
+            after - before
+            for after, before in zip(
+                _late_ticks(metrics_url), ticks_before, strict=True
+            )
+        )
+        result = replace(
+            result, loop_stalls=(round(ticks - within_5), round(ticks - within_25))
+        )
     if not pid:
         return result
     cpu = _cpu_seconds(pid) - cpu_before
@@ -220,14 +255,25 @@ def _medians(runs_by_name: dict[str, list[WrkResult]]) -> dict[str, WrkResult]:
 
 
 def _paced(
-    url: str, token: str, rate: float, arrivals: str, pid: int
+    url: str,
+    token: str,
+    rate: float,
+    arrivals: str,
+    pid: int,
+    metrics_url: str | None = None,
 ) -> list[WrkResult]:
     """Runs sending ``rate`` requests per second on ``arrivals``' schedule."""
     connections = max(16, round(rate * PACED_HORIZON_SECONDS))
     args = (f"{rate:.0f}", arrivals)
     return [
         _wrk(
-            url, token, RUN_SECONDS, connections=connections, script_args=args, pid=pid
+            url,
+            token,
+            RUN_SECONDS,
+            connections=connections,
+            script_args=args,
+            pid=pid,
+            metrics_url=metrics_url,
         )
         for _ in range(RUNS)
     ]
@@ -259,7 +305,14 @@ def run(workdir: Path) -> str:
         target = maximum / 2
         paced = {
             arrivals: {
-                name: _paced(urls[name], token, target, arrivals, targets.pids[name])
+                name: _paced(
+                    urls[name],
+                    token,
+                    target,
+                    arrivals,
+                    targets.pids[name],
+                    targets.metrics_urls.get(name),
+                )
                 for name in ("nginx direct", "HAProxy 2.6", "gateway")
             }
             for arrivals in ARRIVALS
@@ -413,6 +466,7 @@ def _report(
         gateway, peer = results["gateway"], results["HAProxy 2.6"]
         emphasis = "**" if arrivals == ARRIVALS[0] else ""
         per_run = ", ".join(f"{r.p99_ms:.2f}" for r in runs_by_name["gateway"])
+        stalls = [r.loop_stalls or (0, 0) for r in runs_by_name["gateway"]]
         lines.append(
             f"- {arrivals}: {emphasis}gateway-added latency p50 "
             f"{gateway.p50_ms - direct.p50_ms:.3f} ms, p99 "
@@ -420,7 +474,9 @@ def _report(
             + (" (target p50 < 1 ms, p99 < 5 ms)" if emphasis else "")
             + f"; HAProxy adds p50 {peer.p50_ms - direct.p50_ms:.3f} ms, "
             f"p99 {peer.p99_ms - direct.p99_ms:.3f} ms. The gateway's p99 "
-            f"per run: {per_run} ms."
+            f"per run: {per_run} ms; its event loop's ticks over 5 ms late per "
+            f"run: {', '.join(str(over_5) for over_5, _ in stalls)} (over 25 ms: "
+            f"{', '.join(str(over_25) for _, over_25 in stalls)})."
         )
     for paragraph in closing:
         lines += ["", paragraph]

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from servicekit.metrics import metrics_port
 from tests.support.servers import free_port, wait_for_port
 from tests.support.tokens import ISSUER, JwksServer, SigningKey, access_token_claims
 
@@ -205,6 +206,8 @@ class Targets:
     refused: dict[str, str]
     redis_port: int
     pids: dict[str, int]
+    # The gateways' Prometheus endpoints, where their event loop lag is read.
+    metrics_urls: dict[str, str]
 
 
 @contextmanager
@@ -302,7 +305,14 @@ def start_targets(workdir: Path) -> Iterator[Targets]:
             )
         )
         pids = {name: process.pid for name, process in by_name.items() if name in urls}
-        yield Targets(urls, token, refused, ports["redis"], pids)
+        metrics_urls = {
+            name: f"http://127.0.0.1:{metrics_port(ports[service])}/metrics"
+            for name, service in (
+                ("gateway", "gateway"),
+                (GATEWAY_REDIS, "gateway-redis"),
+            )
+        }
+        yield Targets(urls, token, refused, ports["redis"], pids, metrics_urls)
     finally:
         for process in reversed(processes):
             _stop(process)
