@@ -1,6 +1,9 @@
 import json
+import os
 
 import pytest
+
+from servicekit.requests import new_request_id
 
 
 async def test_a_well_formed_inbound_request_id_is_echoed(client):
@@ -70,3 +73,20 @@ async def test_every_log_line_is_json_with_the_standard_fields(client, json_logs
         } <= line.keys()
         assert line["service"] == "test"
         assert line["request_id"] == "shape-1"
+
+
+def test_a_forked_process_makes_other_request_ids_than_its_parent():
+    # Ids come from random's generator, which a fork would copy as it stands
+    # unless reseeded in the child.
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write_end, new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    from_child = os.read(read_end, 64).decode()
+    os.close(read_end)
+
+    assert len(from_child) == 32
+    assert from_child != new_request_id()
