@@ -298,16 +298,17 @@ class Proxy:
         # A streamed body cannot be sent twice, so only bodiless idempotent
         # requests are retried (RFC 9110 section 9.2.2).
         retriable = body is None and method in IDEMPOTENT_METHODS
+        pool = self._pool(runtime.upstream)
         call = _Call(
             runtime,
-            self._pool(runtime.upstream),
+            pool,
             method,
             runtime.target(scope["path"], scope.get("query_string", b"")),
             request,
             body,
             send,
             extra_headers,
-            _DisconnectWatcher(receive, body, self._watch_queue),
+            _DisconnectWatcher(receive, body, self._watch_queue, pool.loop),
         )
         runtime.budget.deposit()
         attempt = 1
@@ -396,7 +397,7 @@ class _Call:
         breaker = runtime.breaker
         timeouts = runtime.timeouts
         body = self.body
-        loop = asyncio.get_running_loop()
+        loop = self.pool.loop
         started = loop.time()
         response: UpstreamResponse | None = None
         try:
@@ -538,15 +539,21 @@ class _DisconnectWatcher:
     __slots__ = ("_body", "_owner", "_queue", "_receive", "_task", "disconnected")
 
     def __init__(
-        self, receive: Receive, body: RequestBody | None, queue: "_WatchQueue"
+        self,
+        receive: Receive,
+        body: RequestBody | None,
+        queue: "_WatchQueue",
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.disconnected = False
         self._receive = receive
         self._body = body
-        self._owner = asyncio.current_task()
+        # Given the loop, current_task() does not look it up (a getpid call
+        # on Python 3.11, see UpstreamPool).
+        self._owner = asyncio.current_task(loop)
         self._task: asyncio.Task[None] | None = None
         self._queue = queue
-        queue.add(self)
+        queue.add(self, loop)
 
     def start(self) -> None:
         """Begin listening for the client's disconnect."""
@@ -586,8 +593,7 @@ class _WatchQueue:
         self._pending: dict[_DisconnectWatcher, float] = {}
         self._handle: asyncio.TimerHandle | None = None
 
-    def add(self, watcher: _DisconnectWatcher) -> None:
-        loop = asyncio.get_running_loop()
+    def add(self, watcher: _DisconnectWatcher, loop: asyncio.AbstractEventLoop) -> None:
         self._pending[watcher] = loop.time()
         if self._handle is None:
             self._handle = loop.call_later(WATCH_AFTER_SECONDS, self._tick)

@@ -414,6 +414,11 @@ class UpstreamPool:
     are children of the gateway's call. ``tls`` gives the context that
     verifies an ``https://`` upstream as each connection opens (default: the
     system's trust store).
+
+    A pool is made inside the running event loop it serves, and keeps it as
+    ``loop``: on Python 3.11 every ``asyncio.get_running_loop()`` makes a
+    ``getpid`` system call (a check against forks), and the data path asked
+    for the loop five times a request.
     """
 
     def __init__(
@@ -425,6 +430,7 @@ class UpstreamPool:
         tracer: trace.Tracer | None = None,
         tls: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
+        self.loop = asyncio.get_running_loop()
         parts = urlsplit(url)
         self.host = parts.hostname or "localhost"
         https = parts.scheme == "https"
@@ -470,7 +476,7 @@ class UpstreamPool:
         in TimeoutError.
         """
         if deadline is None:
-            deadline = asyncio.get_running_loop().time() + 3600
+            deadline = self.loop.time() + 3600
         if self.tracer is not None:
             return await self._traced(
                 self.tracer,
@@ -606,10 +612,9 @@ class UpstreamPool:
             return await self._open()
 
     async def _open(self) -> _Connection:
-        loop = asyncio.get_running_loop()
         self.open += 1
         try:
-            _, connection = await loop.create_connection(
+            _, connection = await self.loop.create_connection(
                 lambda: _Connection(self),
                 self.host,
                 self.port,
@@ -626,7 +631,7 @@ class UpstreamPool:
         return connection
 
     def _take_idle(self) -> _Connection | None:
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         idle = self._idle
         while idle:
             # The most recently used first: the least likely to be closing.
@@ -640,7 +645,7 @@ class UpstreamPool:
 
     def put(self, connection: _Connection) -> None:
         """Keep a connection whose exchange completed for the next request."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         connection.active = False
         connection.writer = None
         connection.idle_since = loop.time()
@@ -675,14 +680,14 @@ class UpstreamPool:
         # the gateway the side that closes (the upstream's close would race a
         # request) and frees the upstream's sockets.
         self._sweep = None
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         for connection in [
             c for c in self._idle if now - c.idle_since >= self.idle_timeout
         ]:
             connection.close()
         if self._idle:
             oldest = min(c.idle_since for c in self._idle)
-            self._sweep = asyncio.get_running_loop().call_later(
+            self._sweep = self.loop.call_later(
                 max(0.0, oldest + self.idle_timeout - now), self._close_expired
             )
 
