@@ -73,12 +73,8 @@ def test_every_log_line_of_every_service_is_json_with_the_standard_fields(platfo
 
     for service in platform.services():
         # One read: a service may append a line (an access line after its
-        # answer went out) between two reads. A last line still being written
-        # has no newline yet and is left for the next read.
-        written = service.log_path.read_text()
-        raw = written.splitlines()
-        if not written.endswith("\n"):
-            raw = raw[:-1]
+        # answer went out) between two reads.
+        raw = service.written_lines()
         assert raw, f"{service.name} wrote no log line"
         not_json = [line for line in raw if not line.startswith("{")]
         assert not not_json, f"{service.name} wrote lines that are not JSON: {not_json}"

@@ -91,13 +91,21 @@ class ServiceProcess:
         self.process = None
         return code
 
+    def written_lines(self) -> list[str]:
+        """Every complete line of the log so far, in one read.
+
+        A last line still being written has no newline yet; it is left for
+        the next read rather than parsed half-written.
+        """
+        written = self.log_path.read_text()
+        lines = written.splitlines()
+        if written and not written.endswith("\n"):
+            lines.pop()
+        return lines
+
     def log_lines(self) -> list[dict[str, Any]]:
         """Every JSON log line written so far."""
-        lines = []
-        for raw in self.log_path.read_text().splitlines():
-            if raw.startswith("{"):
-                lines.append(json.loads(raw))
-        return lines
+        return [json.loads(raw) for raw in self.written_lines() if raw.startswith("{")]
 
 
 def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
